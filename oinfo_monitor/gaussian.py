@@ -56,53 +56,75 @@ def copnorm(x: Any, *, ties: TiePolicy = "random", seed: int = 0) -> Tensor:
 
 
 def _copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
-    """Copula transform of an already validated float64 matrix."""
-    samples = x.shape[0]
-    ranks = _ranks(x, ties, seed)
-    return torch.special.ndtri((ranks + 1.0) / (samples + 1.0))
+    """Copula transform of an already validated float64 matrix.
 
-
-def _ranks(x: Tensor, ties: str, seed: int) -> Tensor:
-    """Zero-based ranks of each column under the tie policy, as float64."""
+    One unstable sort orders every column; only the columns that hold ties are sorted again under
+    the policy, because without ties every policy gives the same ranks. Integer ranks map through a
+    table of T quantiles instead of one normal quantile per entry.
+    """
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
     samples = x.shape[0]
-    positions = torch.arange(samples, device=x.device, dtype=torch.float64)
-    positions = positions[:, None].expand_as(x)
-    if ties == "stable":
-        order = _argsort_columns(x, stable=True)
-        return torch.empty_like(x).scatter_(0, order, positions)
-    if ties == "random":
-        order = _random_tie_order(x, seed)
-        return torch.empty_like(x).scatter_(0, order, positions)
-    if ties == "average":
-        order = _argsort_columns(x, stable=True)
+    if ties == "random" and _float32_exact(x):
+        order = _random_order_float32(x, seed)
+    else:
+        order = _argsort_columns(x, stable=False)
         values = torch.gather(x, 0, order)
         starts = torch.ones_like(values, dtype=torch.bool)
         starts[1:] = values[1:] != values[:-1]
-        ends = torch.ones_like(starts)
-        ends[:-1] = starts[1:]
-        first = torch.where(starts, positions, torch.zeros_like(positions)).cummax(0).values
-        last_rev = torch.where(ends, positions, torch.full_like(positions, samples)).flip(0)
-        last = last_rev.cummin(0).values.flip(0)
-        return torch.empty_like(x).scatter_(0, order, (first + last) / 2.0)
-    raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
+        tied = torch.nonzero(~starts.all(0)).flatten()
+        if tied.numel() and ties == "average":
+            return torch.special.ndtri((_mid_ranks(order, starts) + 1.0) / (samples + 1.0))
+        if tied.numel() and ties == "stable":
+            order[:, tied] = _argsort_columns(x[:, tied], stable=True)
+        elif tied.numel():
+            order[:, tied] = _shuffle_ties(order[:, tied], starts[:, tied], seed)
+    steps = torch.arange(1, samples + 1, dtype=torch.float64, device=x.device)
+    quantiles = torch.special.ndtri(steps / (samples + 1.0))
+    return torch.empty_like(x).scatter_(0, order, quantiles[:, None].expand_as(x))
 
 
-def _random_tie_order(x: Tensor, seed: int) -> Tensor:
-    """Sorting permutation of each column with ties broken by seeded random keys, one per entry.
+def _float32_exact(x: Tensor) -> bool:
+    """Whether every entry of `x` is a float32 value (activations usually are)."""
+    return torch.equal(x.to(torch.float32).to(torch.float64), x)
 
-    Activations are usually float32: then one sort of an int64 key (order-preserving float32 bits
-    above 31 random bits) does it; other data are shuffled first and stably sorted.
+
+def _random_order_float32(x: Tensor, seed: int) -> Tensor:
+    """Sorting permutation of float32-valued columns with ties broken at random, by one sort.
+
+    The key is the order-preserving integer image of each float32 above 31 random bits.
     """
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    single = x.to(torch.float32)
-    if torch.equal(single.to(torch.float64), x):
-        bits = single.view(torch.int32).to(torch.int64)
-        ordered = torch.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)
-        noise = torch.randint(0, 1 << 31, x.shape, generator=generator, device=x.device)
-        return _argsort_columns((ordered << 31) | noise, stable=False)
-    keys = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float64)
-    shuffle = _argsort_columns(keys, stable=False)
-    return torch.gather(shuffle, 0, _argsort_columns(torch.gather(x, 0, shuffle), stable=True))
+    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
+    ordered = torch.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)
+    noise = torch.randint(0, 1 << 31, x.shape, generator=generator, device=x.device)
+    return _argsort_columns((ordered << 31) | noise, stable=False)
+
+
+def _shuffle_ties(order: Tensor, starts: Tensor, seed: int) -> Tensor:
+    """Permute `order` at random inside each run of tied values (`starts` marks each run's first entry).
+
+    Sorting by (run index, random bits) keeps the runs in place and shuffles within them.
+    """
+    generator = torch.Generator(device=order.device).manual_seed(seed)
+    runs = starts.to(torch.int64).cumsum(0)
+    noise = torch.randint(0, 1 << 31, order.shape, generator=generator, device=order.device)
+    return torch.gather(order, 0, _argsort_columns((runs << 31) | noise, stable=False))
+
+
+def _mid_ranks(order: Tensor, starts: Tensor) -> Tensor:
+    """Zero-based ranks with each run of tied values given its mid-rank, from a sort and its run starts."""
+    samples = order.shape[0]
+    positions = torch.arange(samples, device=order.device, dtype=torch.float64)
+    positions = positions[:, None].expand(order.shape)
+    ends = torch.ones_like(starts)
+    ends[:-1] = starts[1:]
+    first = torch.where(starts, positions, torch.zeros_like(positions)).cummax(0).values
+    last_rev = torch.where(ends, positions, torch.full_like(positions, samples)).flip(0)
+    last = last_rev.cummin(0).values.flip(0)
+    return torch.empty(order.shape, dtype=torch.float64, device=order.device).scatter_(
+        0, order, (first + last) / 2.0
+    )
 
 
 def _argsort_columns(x: Tensor, *, stable: bool) -> Tensor:
@@ -181,7 +203,7 @@ def block_logdets(cov: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]
                 "dependent (duplicated or derived columns)"
             )
         out[0, start : start + chunk] = logdet
-        out[1, start : start + chunk] = size * logdet + torch.log(invdiag).sum(1)
+        out[1, start : start + chunk] = size * logdet + torch.log(invdiag).sum(0)
         out[2, start : start + chunk] = log_variances[rows].sum(1)
     return out[0], out[1], out[2]
 
@@ -204,24 +226,26 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
 
 
 def _unrolled_cholesky(cov: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Log-determinant [M] and inverse diagonal [M, k] of the blocks `cov[S, S]` for `rows` [M, k].
+    """Log-determinant [M] and inverse diagonal [k, M] of the blocks `cov[S, S]` for `rows` [M, k].
 
     One contiguous vector per matrix entry and fused multiply-adds over the whole batch: scoring
-    many small blocks this way is several times faster than one LAPACK call per block.
+    many small blocks this way is several times faster than one LAPACK call per block. Only the
+    lower triangle is gathered, each entry by one `index_select` into the flattened covariance.
     """
     size = rows.shape[1]
-    columns = rows.T
-    blocks = torch.take(cov, columns[:, None, :] * cov.shape[0] + columns[None, :, :])
+    flat = cov.reshape(-1)
+    columns = rows.T.to(torch.int32 if flat.numel() < 1 << 31 else torch.int64)
+    offsets = columns * cov.shape[0]
     chol: list[list[Tensor]] = [[] for _ in range(size)]
     inv_pivot: list[Tensor] = []
     for j in range(size):
         for i in range(j, size):
-            entry = blocks[i, j].clone()
+            entry = flat.index_select(0, offsets[i] + columns[j])
+            floor = entry * _PIVOT_RTOL if i == j else None
             for p in range(j):
                 entry.addcmul_(chol[i][p], chol[j][p], value=-1.0)
-            if i == j:
-                regular = entry > _PIVOT_RTOL * blocks[j, j]
-                entry = torch.where(regular, entry, torch.full_like(entry, math.nan)).sqrt_()
+            if floor is not None:
+                entry = torch.where(entry > floor, entry, torch.full_like(entry, math.nan)).sqrt_()
                 inv_pivot.append(entry.reciprocal())
             else:
                 entry.mul_(inv_pivot[j])
@@ -242,11 +266,11 @@ def _unrolled_cholesky(cov: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
             total.addcmul_(inverse[i][j], inverse[i][j])
         invdiag.append(total)
     pivots = torch.stack([chol[j][j] for j in range(size)])
-    return 2.0 * torch.log(pivots).sum(0), torch.stack(invdiag, dim=1)
+    return 2.0 * torch.log(pivots).sum(0), torch.stack(invdiag)
 
 
 def _lapack_cholesky(blocks: Tensor) -> tuple[Tensor, Tensor]:
-    """Log-determinant and inverse diagonal of `[M, k, k]` blocks through batched LAPACK."""
+    """Log-determinant [M] and inverse diagonal [k, M] of `[M, k, k]` blocks through batched LAPACK."""
     chol, info = torch.linalg.cholesky_ex(blocks)
     diagonal = torch.diagonal(chol, dim1=-2, dim2=-1)
     eye = torch.eye(blocks.shape[-1], dtype=blocks.dtype, device=blocks.device).expand_as(blocks)
@@ -255,4 +279,4 @@ def _lapack_cholesky(blocks: Tensor) -> tuple[Tensor, Tensor]:
     variances = torch.diagonal(blocks, dim1=-2, dim2=-1)
     regular = (info == 0) & (diagonal.square() > _PIVOT_RTOL * variances).all(-1)
     logdet = torch.where(regular, logdet, torch.full_like(logdet, math.nan))
-    return logdet, (inverse * inverse).sum(-2)
+    return logdet, (inverse * inverse).sum(-2).T

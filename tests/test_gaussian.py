@@ -83,9 +83,15 @@ def test_copnorm_deterministic_under_seed(ties):
     assert torch.equal(copnorm(x, ties=ties, seed=3), copnorm(x, ties=ties, seed=3))
 
 
-def test_random_seeds_differ_only_on_ties():
+def mixed(dtype=np.float64):
+    """Tied columns beside tie-free ones, in float64 or float32 (each takes its own sorting path)."""
+    return np.column_stack([tied(), continuous(400, 2, seed=4)]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_random_seeds_differ_only_on_ties(dtype):
     """Two seeds of "random" agree on untied entries and permute values within each tie group."""
-    x = tied()
+    x = mixed(dtype)
     a = copnorm(x, ties="random", seed=0).numpy()
     b = copnorm(x, ties="random", seed=1).numpy()
     mask = tie_mask(x)
@@ -99,7 +105,7 @@ def test_random_seeds_differ_only_on_ties():
 
 def test_average_shares_one_value_per_tie_and_matches_scipy():
     """ "average" maps tied values to one quantile: Φ⁻¹ of scipy's average rank / (T + 1)."""
-    x = tied()
+    x = mixed()
     got = copnorm(x, ties="average").numpy()
     expected = ndtri(np.stack([rankdata(c, method="average") for c in x.T], 1) / (len(x) + 1))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -110,7 +116,7 @@ def test_average_shares_one_value_per_tie_and_matches_scipy():
 
 def test_stable_equals_stable_argsort_ranks():
     """ "stable" ranks tied values by sample order, as a stable argsort does."""
-    x = tied()
+    x = mixed()
     ranks = np.empty(x.shape)
     for j in range(x.shape[1]):
         ranks[np.argsort(x[:, j], kind="stable"), j] = np.arange(len(x))
@@ -163,7 +169,8 @@ def test_unknown_tie_policy_raises():
 # --- why "random" is the default -----------------------------------------------------------------
 
 
-def test_random_ties_create_no_dependence_but_stable_ties_do():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_random_ties_create_no_dependence_but_stable_ties_do(dtype):
     """Demonstration: three independent ReLU-like columns, each about half exact zeros.
 
     "random" breaks the zeros' ties independently per column, like infinitesimal jitter, so the
@@ -174,7 +181,7 @@ def test_random_ties_create_no_dependence_but_stable_ties_do():
     """
     samples = 20_000
     rng = np.random.default_rng(0)
-    x = np.maximum(rng.standard_normal((samples, 3)), 0.0)
+    x = np.maximum(rng.standard_normal((samples, 3)), 0.0).astype(dtype)
     assert 0.45 < (x == 0).mean() < 0.55
     pairs = [(0, 1), (0, 2), (1, 2)]
     mi_bound = chi2_mi_bound(samples, dof=1)  # plug-in Gaussian MI of a pair: 2T·I ~ χ²(1)

@@ -177,12 +177,15 @@ def gaussian_entropy(cov: Tensor, n_samples: int | None = None) -> Tensor:
     return nats / LN2
 
 
-def block_logdets(cov: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def block_logdets(
+    cov: Tensor, members: Tensor, *, leave_one_out: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per multiplet S of `members` [M, k]: log det Σ_S, Σ_j log det Σ_{S∖j} and Σ_j log Σ_jj.
 
     These three sums are all the measures need. All leave-one-out terms come from one factorisation
-    per block: log det Σ₋ⱼ = log det Σ + log (Σ⁻¹)ⱼⱼ. Work is chunked and reduced inside each chunk,
-    so memory stays bounded for any M; a singular block raises ValueError naming the multiplet.
+    per block: log det Σ₋ⱼ = log det Σ + log (Σ⁻¹)ⱼⱼ; with `leave_one_out=False` the inverse is
+    skipped and the second sum is NaN. Work is chunked and reduced inside each chunk, so memory
+    stays bounded for any M; a singular block raises ValueError naming the multiplet.
     """
     count, size = members.shape
     unrolled = size <= _UNROLLED_MAX
@@ -192,9 +195,10 @@ def block_logdets(cov: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]
     for start in range(0, count, chunk):
         rows = members[start : start + chunk]
         if unrolled:
-            logdet, invdiag = _unrolled_cholesky(cov, rows)
+            logdet, invdiag = _unrolled_cholesky(cov, rows, leave_one_out)
         else:
-            logdet, invdiag = _lapack_cholesky(cov[rows[:, :, None], rows[:, None, :]])
+            blocks = cov[rows[:, :, None], rows[:, None, :]]
+            logdet, invdiag = _lapack_cholesky(blocks, leave_one_out)
         bad = ~torch.isfinite(logdet)
         if bool(bad.any()):
             first = rows[int(torch.nonzero(bad)[0, 0])].tolist()
@@ -203,8 +207,11 @@ def block_logdets(cov: Tensor, members: Tensor) -> tuple[Tensor, Tensor, Tensor]
                 "dependent (duplicated or derived columns)"
             )
         out[0, start : start + chunk] = logdet
-        out[1, start : start + chunk] = size * logdet + torch.log(invdiag).sum(0)
-        out[2, start : start + chunk] = log_variances[rows].sum(1)
+        out[1, start : start + chunk] = (
+            math.nan if invdiag is None else size * logdet + torch.log(invdiag).sum(0)
+        )
+        columns = rows.T.reshape(-1)
+        out[2, start : start + chunk] = log_variances.index_select(0, columns).view(size, -1).sum(0)
     return out[0], out[1], out[2]
 
 
@@ -225,8 +232,8 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _unrolled_cholesky(cov: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Log-determinant [M] and inverse diagonal [k, M] of the blocks `cov[S, S]` for `rows` [M, k].
+def _unrolled_cholesky(cov: Tensor, rows: Tensor, invert: bool) -> tuple[Tensor, Tensor | None]:
+    """Log-determinant [M] and inverse diagonal [k, M] (if `invert`) of the blocks `cov[S, S]`.
 
     One contiguous vector per matrix entry and fused multiply-adds over the whole batch: scoring
     many small blocks this way is several times faster than one LAPACK call per block. Only the
@@ -238,18 +245,25 @@ def _unrolled_cholesky(cov: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
     offsets = columns * cov.shape[0]
     chol: list[list[Tensor]] = [[] for _ in range(size)]
     inv_pivot: list[Tensor] = []
+    variances = torch.stack([flat.index_select(0, offsets[j] + columns[j]) for j in range(size)])
     for j in range(size):
         for i in range(j, size):
-            entry = flat.index_select(0, offsets[i] + columns[j])
-            floor = entry * _PIVOT_RTOL if i == j else None
+            entry = (
+                variances[j].clone() if i == j else flat.index_select(0, offsets[i] + columns[j])
+            )
             for p in range(j):
                 entry.addcmul_(chol[i][p], chol[j][p], value=-1.0)
-            if floor is not None:
-                entry = torch.where(entry > floor, entry, torch.full_like(entry, math.nan)).sqrt_()
+            if i == j:
+                entry.sqrt_()  # NaN for a negative pivot, caught below
                 inv_pivot.append(entry.reciprocal())
             else:
                 entry.mul_(inv_pivot[j])
             chol[i].append(entry)
+    pivots = torch.stack([chol[j][j] for j in range(size)])
+    regular = (pivots.square() > _PIVOT_RTOL * variances).all(0)
+    logdet = torch.where(regular, 2.0 * torch.log(pivots).sum(0), math.nan)
+    if not invert:
+        return logdet, None
     # inverse[i][c] = (L^-1)_{ic} for c <= i, by forward substitution.
     inverse: list[list[Tensor]] = [[] for _ in range(size)]
     for i in range(size):
@@ -265,18 +279,19 @@ def _unrolled_cholesky(cov: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         for i in range(j + 1, size):
             total.addcmul_(inverse[i][j], inverse[i][j])
         invdiag.append(total)
-    pivots = torch.stack([chol[j][j] for j in range(size)])
-    return 2.0 * torch.log(pivots).sum(0), torch.stack(invdiag)
+    return logdet, torch.stack(invdiag)
 
 
-def _lapack_cholesky(blocks: Tensor) -> tuple[Tensor, Tensor]:
-    """Log-determinant [M] and inverse diagonal [k, M] of `[M, k, k]` blocks through batched LAPACK."""
+def _lapack_cholesky(blocks: Tensor, invert: bool) -> tuple[Tensor, Tensor | None]:
+    """Log-determinant [M] and inverse diagonal [k, M] (if `invert`) of `[M, k, k]` blocks, by LAPACK."""
     chol, info = torch.linalg.cholesky_ex(blocks)
     diagonal = torch.diagonal(chol, dim1=-2, dim2=-1)
-    eye = torch.eye(blocks.shape[-1], dtype=blocks.dtype, device=blocks.device).expand_as(blocks)
-    inverse = torch.linalg.solve_triangular(chol, eye, upper=False)
     logdet = 2.0 * torch.log(diagonal).sum(-1)
     variances = torch.diagonal(blocks, dim1=-2, dim2=-1)
     regular = (info == 0) & (diagonal.square() > _PIVOT_RTOL * variances).all(-1)
     logdet = torch.where(regular, logdet, torch.full_like(logdet, math.nan))
+    if not invert:
+        return logdet, None
+    eye = torch.eye(blocks.shape[-1], dtype=blocks.dtype, device=blocks.device).expand_as(blocks)
+    inverse = torch.linalg.solve_triangular(chol, eye, upper=False)
     return logdet, (inverse * inverse).sum(-2).T

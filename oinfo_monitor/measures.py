@@ -21,6 +21,7 @@ never estimated. This costs one extra covariance, whatever the number of classes
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -97,27 +98,29 @@ class CopulaCovariance:
         if self.target == "continuous":
             column = torch.full_like(members[:, :1], self.n_variables)
             members = torch.cat([members, column], dim=1)
-        joint, loo, singles = self._entropies(self.cov, members, self.n_samples)
+        plain = self.within_cov is None
+        joint, loo, singles = self._entropies(self.cov, members, self.n_samples, plain)
         if self.within_cov is None:
             return EntropyTerms(joint, singles, loo, members.shape[1])
         within_samples = self.n_samples - self.n_classes + 1
-        cond_joint, cond_loo, _ = self._entropies(self.within_cov, members, within_samples)
+        cond_joint, cond_loo, _ = self._entropies(self.within_cov, members, within_samples, True)
         return EntropyTerms(cond_joint, singles, cond_loo + joint, size + 1)
 
     def _entropies(
-        self, cov: Tensor, members: Tensor, samples: int
+        self, cov: Tensor, members: Tensor, samples: int, leave_one_out: bool
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Per multiplet, in bits: its joint entropy, the sum of its leave-one-out entropies and the
-        sum of its single-variable entropies, all Gaussian entropies of blocks of `cov`."""
+        """Per multiplet, in bits: its joint entropy, the sum of its leave-one-out entropies (NaN
+        unless `leave_one_out`) and the sum of its single-variable entropies, all Gaussian
+        entropies of blocks of `cov`."""
         size = members.shape[1]
-        logdet, loo, log_variances = block_logdets(cov, members)
+        logdet, loo, log_variances = block_logdets(cov, members, leave_one_out=leave_one_out)
         joint = 0.5 * (size * _LOG_2PIE + logdet)
         loo = 0.5 * (size * (size - 1) * _LOG_2PIE + loo)
         singles = 0.5 * (size * _LOG_2PIE + log_variances)
         if self.bias_correct:
-            joint -= entropy_bias(size, samples).item()
-            loo -= size * entropy_bias(size - 1, samples).item()
-            singles -= size * entropy_bias(1, samples).item()
+            joint -= _bias(size, samples)
+            loo -= size * _bias(size - 1, samples)
+            singles -= size * _bias(1, samples)
         return joint / LN2, loo / LN2, singles / LN2
 
     def check_sample_size(self, size: int) -> None:
@@ -159,6 +162,12 @@ class CopulaCovariance:
     def dtc(self, multiplets: MultipletsLike = None) -> Tensor:
         """Dual total correlation (bits) of each multiplet."""
         return self.measure("dtc", multiplets)
+
+
+@functools.lru_cache(maxsize=256)
+def _bias(dims: int, samples: int) -> float:
+    """`entropy_bias` as a float, cached: every chunk of multiplets of one size needs the same few."""
+    return float(entropy_bias(dims, samples))
 
 
 def copula_covariance(

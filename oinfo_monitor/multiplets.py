@@ -89,8 +89,13 @@ def _check_members(members: Tensor, n_variables: int) -> None:
 
 
 def _repeats(members: Tensor) -> Tensor:
-    """Which rows repeat an index; pairwise column comparisons for small k avoid sorting [M, k]."""
+    """Which rows repeat an index; pairwise column comparisons for small k avoid sorting [M, k].
+
+    Rows in increasing order (as `combinations` makes them) are cleared by one comparison first.
+    """
     size = members.shape[1]
+    if bool((members[:, 1:] > members[:, :-1]).all()):
+        return torch.zeros(members.shape[0], dtype=torch.bool, device=members.device)
     if size > 16:
         ordered = members.sort(dim=1).values
         return (ordered[:, 1:] == ordered[:, :-1]).any(1)
@@ -112,7 +117,8 @@ def combinations(
     """The k-subsets of range(n) with colexicographic ranks in [start, stop), as a `[M, k]` tensor.
 
     Subsets are unranked directly (combinatorial number system), so any slice of a huge
-    enumeration is produced without generating what comes before it.
+    enumeration is produced without generating what comes before it. The result is the transpose
+    of a `[k, M]` buffer: each member position is one contiguous vector, as the scorer reads it.
     """
     total = math.comb(n, k)
     if total >= 1 << 62:
@@ -121,14 +127,13 @@ def combinations(
     if k < 1 or n < k or not 0 <= start <= stop:
         raise ValueError(f"no {k}-subsets of {n} variables in rank range [{start}, {stop})")
     ranks = torch.arange(start, stop, dtype=torch.long, device=device)
-    values = torch.arange(n, dtype=torch.long, device=device)
-    members = torch.empty(stop - start, k, dtype=torch.long, device=device)
+    members = torch.empty(k, stop - start, dtype=torch.long, device=device)
     for position in range(k, 0, -1):
         table = torch.tensor([math.comb(v, position) for v in range(n)], device=device)
-        chosen = torch.searchsorted(table, ranks, right=True) - 1
-        members[:, position - 1] = values[chosen]
-        ranks = ranks - table[chosen]
-    return members
+        chosen = members[position - 1]
+        torch.searchsorted(table, ranks, right=True, out=chosen).sub_(1)
+        ranks = ranks - table.index_select(0, chosen)
+    return members.T
 
 
 def iter_combinations(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +100,19 @@ def _check_schedule(every: Schedule) -> Schedule:
     return steps
 
 
+def _phase_trackers(
+    layers: Iterable[str], track_phases: bool | Mapping[str, Any]
+) -> dict[str, PhaseTracker]:
+    """One `PhaseTracker` per layer, built with the options of `track_phases` when it is a mapping."""
+    if isinstance(track_phases, Mapping):
+        return {name: PhaseTracker(**track_phases) for name in layers}
+    if not isinstance(track_phases, bool):
+        raise TypeError(
+            f"track_phases must be a bool or a dict of PhaseTracker options, got {track_phases!r}"
+        )
+    return {name: PhaseTracker() for name in layers} if track_phases else {}
+
+
 def _is_rank_zero() -> bool:
     """Whether this process should compute and write (always, unless a non-zero distributed rank)."""
     dist = torch.distributed
@@ -128,7 +141,8 @@ class OInfoMonitor:
         figure_every: log the bars-by-size figure every this many evaluations (0: never).
         ties, seed, bias_correct: copula tie policy, its seed, and the entropy bias correction.
         batch_size, max_samples: probe chunking and truncation.
-        track_phases: run a `PhaseTracker` per layer and log phase changes as text.
+        track_phases: run a `PhaseTracker` per layer and log phase changes as text; a dict
+            instead of True passes its items to each tracker (e.g. ``{"min_bits": 0.2}``).
         on_evaluation: called with each `Evaluation` (exceptions in it are warned, not raised).
     """
 
@@ -156,7 +170,7 @@ class OInfoMonitor:
         bias_correct: bool = True,
         batch_size: int | None = None,
         max_samples: int | None = None,
-        track_phases: bool = True,
+        track_phases: bool | Mapping[str, Any] = True,
         on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> None:
         if ties not in TIE_POLICIES:
@@ -186,7 +200,7 @@ class OInfoMonitor:
         self.history: list[dict[str, Any]] = []
         self.evaluations = 0
         self.skipped_steps: list[int] = []
-        self.trackers = {name: PhaseTracker() for name in self.layers} if track_phases else {}
+        self.trackers = _phase_trackers(self.layers, track_phases)
         self._owns_writer = writer is None and logdir is not None
         if writer is None and logdir is not None and self.active:
             writer = SummaryWriter(log_dir=str(logdir))

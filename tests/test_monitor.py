@@ -240,6 +240,25 @@ def test_state_dict_resume_continues_the_curves(tmp_path: Path) -> None:
         second.load_state_dict({"version": 99})
 
 
+def test_phase_tracker_options_reach_every_layer() -> None:
+    """A dict for `track_phases` configures each layer's tracker; a resume must use the same rule."""
+    x, _ = make_data()
+    options = {"min_bits": 0.3, "patience": 2}
+    tuned = OInfoMonitor(Net(), probe=x[:100], track_phases=options, **SEARCH)
+    assert set(tuned.trackers) == {"fc1", "fc2"}
+    for tracker in tuned.trackers.values():
+        params = tracker.state_dict()["params"]
+        assert (params["min_bits"], params["patience"], params["span"]) == (0.3, 2, 5)
+    assert OInfoMonitor(Net(), probe=x[:100], track_phases=False, **SEARCH).trackers == {}
+    default = OInfoMonitor(Net(), probe=x[:100], **SEARCH)
+    with pytest.raises(ValueError, match="differ"):
+        default.load_state_dict(tuned.state_dict())
+    with pytest.raises(ValueError, match="min_bits"):
+        OInfoMonitor(Net(), probe=x[:100], track_phases={"min_bits": -1.0})
+    with pytest.raises(TypeError, match="track_phases"):
+        OInfoMonitor(Net(), probe=x[:100], track_phases="yes")  # type: ignore[arg-type]
+
+
 def test_bad_configuration_fails_at_construction() -> None:
     """Unknown layers, bad schedules and bad tie policies raise before training starts."""
     x, _ = make_data()

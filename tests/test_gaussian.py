@@ -277,6 +277,19 @@ def test_block_logdets_match_slogdet(size):
         assert singles == pytest.approx(np.log(np.diag(cov)[row]).sum(), abs=1e-10)
 
 
+@pytest.mark.parametrize("size", [3, 16, 17])
+def test_block_logdets_without_leave_one_out(size):
+    """Skipping the inverse leaves log det and the diagonal sum unchanged and marks the rest NaN."""
+    rng = np.random.default_rng(size)
+    cov = torch.from_numpy(random_covariance(30, rng, strength=2.0))
+    members = torch.from_numpy(np.stack([rng.choice(30, size, replace=False) for _ in range(50)]))
+    full = block_logdets(cov, members)
+    joint_only = block_logdets(cov, members, leave_one_out=False)
+    assert torch.equal(joint_only[0], full[0])
+    assert torch.equal(joint_only[2], full[2])
+    assert torch.isnan(joint_only[1]).all()
+
+
 @pytest.mark.parametrize(("variables", "size", "count"), [(40, 3, 9880), (30, 17, 5000)])
 def test_block_logdets_across_chunk_boundaries(variables, size, count):
     """More blocks than one chunk holds (8192 unrolled; about 4800 of size 17 on LAPACK) still all match."""

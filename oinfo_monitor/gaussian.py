@@ -58,30 +58,39 @@ def copnorm(x: Any, *, ties: TiePolicy = "random", seed: int = 0) -> Tensor:
 def _copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
     """Copula transform of an already validated float64 matrix.
 
-    One unstable sort orders every column; only the columns that hold ties are sorted again under
-    the policy, because without ties every policy gives the same ranks. Integer ranks map through a
-    table of T quantiles instead of one normal quantile per entry.
+    Works on the transpose, one contiguous row per column of `x`, so that sorts and gathers run
+    along contiguous memory. Every sort is unstable (several times faster than a stable one); ties
+    are ordered by sorting an int64 key whose high bits order the values and whose 31 low bits break
+    ties: random bits for "random", the sample index for "stable". Float32-valued data (activations)
+    need one such sort. Other data are sorted by value first, and only the columns holding ties are
+    sorted again, by (tie-run index, low bits); "average" needs no second sort. Integer ranks map
+    through a table of T quantiles instead of one normal quantile per entry.
     """
     if ties not in TIE_POLICIES:
         raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
     samples = x.shape[0]
-    if ties == "random" and _float32_exact(x):
-        order = _random_order_float32(x, seed)
+    if samples >= 1 << 31:
+        raise ValueError(f"the copula transform takes fewer than 2**31 samples, got {samples}")
+    rows = x.T.contiguous()
+    if ties != "average" and _float32_exact(rows):
+        index = torch.arange(samples, device=x.device).expand(rows.shape)
+        order = _argsort_rows((_float32_order_bits(rows) << 31) | _tie_bits(index, ties, seed))
     else:
-        order = _argsort_columns(x, stable=False)
-        values = torch.gather(x, 0, order)
+        order = _argsort_rows(rows)
+        values = torch.gather(rows, 1, order)
         starts = torch.ones_like(values, dtype=torch.bool)
-        starts[1:] = values[1:] != values[:-1]
-        tied = torch.nonzero(~starts.all(0)).flatten()
+        starts[:, 1:] = values[:, 1:] != values[:, :-1]
+        tied = torch.nonzero(~starts.all(1)).flatten()
         if tied.numel() and ties == "average":
-            return torch.special.ndtri((_mid_ranks(order, starts) + 1.0) / (samples + 1.0))
-        if tied.numel() and ties == "stable":
-            order[:, tied] = _argsort_columns(x[:, tied], stable=True)
-        elif tied.numel():
-            order[:, tied] = _shuffle_ties(order[:, tied], starts[:, tied], seed)
+            ranks = _mid_ranks(order, starts)
+            return torch.special.ndtri((ranks + 1.0) / (samples + 1.0)).T.contiguous()
+        if tied.numel():
+            index = order[tied]
+            keys = (starts[tied].to(torch.int64).cumsum(1) << 31) | _tie_bits(index, ties, seed)
+            order[tied] = torch.gather(index, 1, _argsort_rows(keys))
     steps = torch.arange(1, samples + 1, dtype=torch.float64, device=x.device)
-    quantiles = torch.special.ndtri(steps / (samples + 1.0))
-    return torch.empty_like(x).scatter_(0, order, quantiles[:, None].expand_as(x))
+    quantiles = torch.special.ndtri(steps / (samples + 1.0)).expand(rows.shape)
+    return torch.empty_like(rows).scatter_(1, order, quantiles).T.contiguous()
 
 
 def _float32_exact(x: Tensor) -> bool:
@@ -89,51 +98,41 @@ def _float32_exact(x: Tensor) -> bool:
     return torch.equal(x.to(torch.float32).to(torch.float64), x)
 
 
-def _random_order_float32(x: Tensor, seed: int) -> Tensor:
-    """Sorting permutation of float32-valued columns with ties broken at random, by one sort.
-
-    The key is the order-preserving integer image of each float32 above 31 random bits.
-    """
-    generator = torch.Generator(device=x.device).manual_seed(seed)
+def _float32_order_bits(x: Tensor) -> Tensor:
+    """Int64 images of float32-valued entries that sort as the values do (negatives flipped)."""
     bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
-    ordered = torch.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)
-    noise = torch.randint(0, 1 << 31, x.shape, generator=generator, device=x.device)
-    return _argsort_columns((ordered << 31) | noise, stable=False)
+    return torch.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)
 
 
-def _shuffle_ties(order: Tensor, starts: Tensor, seed: int) -> Tensor:
-    """Permute `order` at random inside each run of tied values (`starts` marks each run's first entry).
-
-    Sorting by (run index, random bits) keeps the runs in place and shuffles within them.
-    """
-    generator = torch.Generator(device=order.device).manual_seed(seed)
-    runs = starts.to(torch.int64).cumsum(0)
-    noise = torch.randint(0, 1 << 31, order.shape, generator=generator, device=order.device)
-    return torch.gather(order, 0, _argsort_columns((runs << 31) | noise, stable=False))
+def _tie_bits(index: Tensor, ties: str, seed: int) -> Tensor:
+    """The 31 low key bits that order tied entries of rows `index`: the sample index itself, or
+    seeded random bits, drawn in sample-major order so that a seed means what it meant before the
+    transform worked on transposed data."""
+    if ties == "stable":
+        return index
+    generator = torch.Generator(device=index.device).manual_seed(seed)
+    shape = (index.shape[1], index.shape[0])
+    return torch.randint(0, 1 << 31, shape, generator=generator, device=index.device).T
 
 
 def _mid_ranks(order: Tensor, starts: Tensor) -> Tensor:
-    """Zero-based ranks with each run of tied values given its mid-rank, from a sort and its run starts."""
-    samples = order.shape[0]
-    positions = torch.arange(samples, device=order.device, dtype=torch.float64)
-    positions = positions[:, None].expand(order.shape)
+    """Zero-based ranks along each row, a run of tied values sharing its mid-rank, from a sort and
+    its run starts."""
+    samples = order.shape[1]
+    positions = torch.arange(samples, device=order.device, dtype=torch.float64).expand(order.shape)
     ends = torch.ones_like(starts)
-    ends[:-1] = starts[1:]
-    first = torch.where(starts, positions, torch.zeros_like(positions)).cummax(0).values
-    last_rev = torch.where(ends, positions, torch.full_like(positions, samples)).flip(0)
-    last = last_rev.cummin(0).values.flip(0)
-    return torch.empty(order.shape, dtype=torch.float64, device=order.device).scatter_(
-        0, order, (first + last) / 2.0
-    )
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, positions, 0.0).cummax(1).values
+    last = torch.where(ends, positions, float(samples)).flip(1).cummin(1).values.flip(1)
+    ranks = torch.empty(order.shape, dtype=torch.float64, device=order.device)
+    return ranks.scatter_(1, order, (first + last) / 2.0)
 
 
-def _argsort_columns(x: Tensor, *, stable: bool) -> Tensor:
-    """Argsort of every column; on the CPU through numpy, whose row sorts are about twice as fast."""
+def _argsort_rows(x: Tensor) -> Tensor:
+    """Unstable argsort of every row; on the CPU through numpy, whose row sorts are faster."""
     if x.device.type != "cpu":
-        return torch.argsort(x, dim=0, stable=stable)
-    rows = np.ascontiguousarray(x.numpy().T)
-    order = np.argsort(rows, axis=1, kind="stable" if stable else "quicksort")
-    return torch.from_numpy(order.T.astype(np.int64, copy=False))
+        return torch.argsort(x, dim=1)
+    return torch.from_numpy(np.argsort(x.numpy(), axis=1).astype(np.int64, copy=False))
 
 
 def covariance(z: Tensor) -> Tensor:

@@ -103,9 +103,10 @@ def test_random_seeds_differ_only_on_ties(dtype):
             np.testing.assert_array_equal(np.sort(a[group, j]), np.sort(b[group, j]))
 
 
-def test_average_shares_one_value_per_tie_and_matches_scipy():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_average_shares_one_value_per_tie_and_matches_scipy(dtype):
     """ "average" maps tied values to one quantile: Φ⁻¹ of scipy's average rank / (T + 1)."""
-    x = mixed()
+    x = mixed(dtype)
     got = copnorm(x, ties="average").numpy()
     expected = ndtri(np.stack([rankdata(c, method="average") for c in x.T], 1) / (len(x) + 1))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -114,9 +115,10 @@ def test_average_shares_one_value_per_tie_and_matches_scipy():
             assert np.unique(got[x[:, j] == value, j]).size == 1
 
 
-def test_stable_equals_stable_argsort_ranks():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stable_equals_stable_argsort_ranks(dtype):
     """ "stable" ranks tied values by sample order, as a stable argsort does."""
-    x = mixed()
+    x = mixed(dtype)
     ranks = np.empty(x.shape)
     for j in range(x.shape[1]):
         ranks[np.argsort(x[:, j], kind="stable"), j] = np.arange(len(x))

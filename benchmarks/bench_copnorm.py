@@ -1,0 +1,120 @@
+"""Benchmark the copula transform against a plain numpy transform measured in the same run.
+
+The transform is the first step of every evaluation: each column of the activations is ranked and
+mapped to normal quantiles. Activations after a ReLU are about half exact zeros, so the tie policy
+decides how the ranks are found. For each data shape and tie policy this prints our time
+(`oinfo_monitor.copnorm`), the baseline's time and their ratio, and checks the values:
+
+- the baseline ranks each column with numpy: a stable argsort for "stable"; a seeded shuffle of
+  the rows followed by a stable argsort for "random"; scipy's `rankdata` for "average"; then the
+  normal quantile of (rank + 1) / (T + 1) per entry;
+- "stable" and "average" are deterministic, so both must agree to rounding; "random" draws
+  different tie-breaks, so only the tie-free entries are compared.
+
+Data: the grokking layer's shape (3,763 samples x 250 neurons) as post-ReLU float32 activations
+and the same as float64; tie-free float64 data of that shape and of workload A's (10,000 x 20).
+
+Run:  .venv/bin/python benchmarks/bench_copnorm.py [--repeats 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import torch
+from scipy import special, stats
+
+from oinfo_monitor import copnorm
+from oinfo_monitor.gaussian import TIE_POLICIES
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line flags (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best is shown")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    return parser.parse_args()
+
+
+def datasets() -> dict[str, np.ndarray]:
+    """The seeded inputs, by name."""
+    rng = np.random.default_rng(0)
+    layer = rng.standard_normal((3_763, 250))
+    return {
+        "ReLU float32 3,763 x 250": np.maximum(layer, 0.0).astype(np.float32),
+        "ReLU float64 3,763 x 250": np.maximum(layer, 0.0) * 1.1,
+        "tie-free float64 3,763 x 250": layer,
+        "tie-free float64 10,000 x 20": rng.standard_normal((10_000, 20)),
+    }
+
+
+def numpy_copnorm(x: np.ndarray, ties: str, seed: int = 0) -> np.ndarray:
+    """The baseline: rank every column with numpy/scipy under `ties`, then map to normal quantiles."""
+    samples = len(x)
+    if ties == "average":
+        ranks = stats.rankdata(x, method="average", axis=0) - 1.0
+    else:
+        rows = np.arange(samples)
+        if ties == "random":
+            rows = np.random.default_rng(seed).permutation(samples)
+        order = rows[np.argsort(x[rows], axis=0, kind="stable")]
+        ranks = np.empty(x.shape)
+        np.put_along_axis(ranks, order, np.arange(samples, dtype=np.float64)[:, None], axis=0)
+    return special.ndtri((ranks + 1.0) / (samples + 1.0))
+
+
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    """Least wall time of `repeats` calls of `run`, after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def untied(x: np.ndarray) -> np.ndarray:
+    """True where an entry's value occurs once in its column."""
+    mask = np.empty(x.shape, dtype=bool)
+    for j in range(x.shape[1]):
+        _, inverse, counts = np.unique(x[:, j], return_inverse=True, return_counts=True)
+        mask[:, j] = counts[inverse] == 1
+    return mask
+
+
+def main() -> None:
+    """Time every (data, policy) pair and print the table."""
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {args.repeats}")
+    print()
+    print("| data | ties | ours (ms) | numpy (ms) | speed-up | max abs Δ (compared entries) |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
+    for name, x in datasets().items():
+        tensor = torch.from_numpy(x)
+        mask = untied(x)
+        for ties in TIE_POLICIES:
+            ours = best_time(partial(copnorm, tensor, ties=ties), args.repeats)
+            base = best_time(partial(numpy_copnorm, x, ties), args.repeats)
+            got, expected = copnorm(tensor, ties=ties).numpy(), numpy_copnorm(x, ties)
+            compared = mask if ties == "random" else np.ones_like(mask)
+            delta = np.max(np.abs(got - expected)[compared])
+            which = "tie-free only" if ties == "random" else "all"
+            print(
+                f"| {name} | {ties} | {ours * 1e3:.1f} | {base * 1e3:.1f} | "
+                f"{base / ours:.1f}x | {delta:.1e} ({which}) |"
+            )
+    print()
+    print(
+        f"command: python benchmarks/bench_copnorm.py --repeats {args.repeats} --threads {args.threads}"
+    )
+
+
+if __name__ == "__main__":
+    main()

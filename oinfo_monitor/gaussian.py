@@ -72,9 +72,10 @@ def _copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
     if samples >= 1 << 31:
         raise ValueError(f"the copula transform takes fewer than 2**31 samples, got {samples}")
     rows = x.T.contiguous()
-    if ties != "average" and _float32_exact(rows):
+    single = rows.to(torch.float32) if ties != "average" else None
+    if single is not None and torch.equal(single.to(torch.float64), rows):
         index = torch.arange(samples, device=x.device).expand(rows.shape)
-        order = _argsort_rows((_float32_order_bits(rows) << 31) | _tie_bits(index, ties, seed))
+        order = _argsort_rows((_float32_order_bits(single) << 31) | _tie_bits(index, ties, seed))
     else:
         order = _argsort_rows(rows)
         values = torch.gather(rows, 1, order)
@@ -93,15 +94,13 @@ def _copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
     return torch.empty_like(rows).scatter_(1, order, quantiles).T.contiguous()
 
 
-def _float32_exact(x: Tensor) -> bool:
-    """Whether every entry of `x` is a float32 value (activations usually are)."""
-    return torch.equal(x.to(torch.float32).to(torch.float64), x)
-
-
 def _float32_order_bits(x: Tensor) -> Tensor:
-    """Int64 images of float32-valued entries that sort as the values do (negatives flipped)."""
-    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
-    return torch.where(bits < 0, -(bits & 0x7FFFFFFF) - 1, bits)
+    """Int64 images of float32 entries that sort as the values do (negatives' magnitude bits flipped).
+
+    Adding +0.0 turns -0.0 into +0.0 first, so that the two zeros, equal as values, tie.
+    """
+    bits = (x + 0.0).view(torch.int32)
+    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
 
 
 def _tie_bits(index: Tensor, ties: str, seed: int) -> Tensor:

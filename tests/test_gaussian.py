@@ -127,6 +127,23 @@ def test_stable_equals_stable_argsort_ranks(dtype):
     np.testing.assert_allclose(copula(x, "stable"), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_negative_and_positive_zero_tie(dtype):
+    """-0.0 equals +0.0, so the two zeros are one tie group under every policy and dtype path."""
+    x = tied(seed=3)
+    x[::3] *= -1.0  # a third of the zeros become -0.0, the rest of those rows negative
+    x = x.astype(dtype)
+    assert np.signbit(x[x == 0]).any() and not np.signbit(x[x == 0]).all()
+    ranks = np.empty(x.shape)
+    for j in range(x.shape[1]):
+        ranks[np.argsort(x[:, j], kind="stable"), j] = np.arange(len(x))
+    stable = ndtri((ranks + 1.0) / (len(x) + 1.0))
+    np.testing.assert_allclose(copnorm(x, ties="stable").numpy(), stable, rtol=0, atol=1e-12)
+    average = copnorm(x, ties="average").numpy()
+    for j in range(x.shape[1]):
+        assert np.unique(average[x[:, j] == 0, j]).size == 1
+
+
 @pytest.mark.parametrize("ties", POLICIES)
 def test_copnorm_preserves_order(ties):
     """Whatever the policy, a larger value never gets a smaller copula value."""

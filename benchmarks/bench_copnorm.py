@@ -5,8 +5,8 @@ mapped to normal quantiles. Activations after a ReLU are about half exact zeros,
 decides how the ranks are found. For each data shape and tie policy this prints our time
 (`oinfo_monitor.copnorm`), the baseline's time and their ratio, and checks the values:
 
-- the baseline ranks each column with numpy: a stable argsort for "stable"; a seeded shuffle of
-  the rows followed by a stable argsort for "random"; scipy's `rankdata` for "average"; then the
+- the baseline ranks each column with numpy: a stable argsort for "stable" (`bench_oinfo`'s
+  `stable_ranks`); a seeded shuffle of the rows followed by a stable argsort for "random"; scipy's `rankdata` for "average"; then the
   normal quantile of (rank + 1) / (T + 1) per entry;
 - "stable" and "average" are deterministic, so both must agree to rounding; "random" draws
   different tie-breaks, so only the tie-free entries are compared.
@@ -26,6 +26,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from bench_oinfo import stable_ranks
 from scipy import special, stats
 
 from oinfo_monitor import copnorm
@@ -57,13 +58,12 @@ def numpy_copnorm(x: np.ndarray, ties: str, seed: int = 0) -> np.ndarray:
     samples = len(x)
     if ties == "average":
         ranks = stats.rankdata(x, method="average", axis=0) - 1.0
+    elif ties == "stable":
+        ranks = stable_ranks(x)
     else:
-        rows = np.arange(samples)
-        if ties == "random":
-            rows = np.random.default_rng(seed).permutation(samples)
-        order = rows[np.argsort(x[rows], axis=0, kind="stable")]
+        shuffle = np.random.default_rng(seed).permutation(samples)
         ranks = np.empty(x.shape)
-        np.put_along_axis(ranks, order, np.arange(samples, dtype=np.float64)[:, None], axis=0)
+        ranks[shuffle] = stable_ranks(x[shuffle])
     return special.ndtri((ranks + 1.0) / (samples + 1.0))
 
 

@@ -105,8 +105,8 @@ def _float32_order_bits(x: Tensor) -> Tensor:
 
 def _tie_bits(index: Tensor, ties: str, seed: int) -> Tensor:
     """The 31 low key bits that order tied entries of rows `index`: the sample index itself, or
-    seeded random bits, drawn in sample-major order so that a seed means what it meant before the
-    transform worked on transposed data."""
+    seeded random bits, drawn in the [samples, columns] order of the caller's matrix, so that a
+    seed's tie-breaks do not depend on the transposed layout used inside."""
     if ties == "stable":
         return index
     generator = torch.Generator(device=index.device).manual_seed(seed)

@@ -98,10 +98,11 @@ class CopulaCovariance:
         if self.target == "continuous":
             column = torch.full_like(members[:, :1], self.n_variables)
             members = torch.cat([members, column], dim=1)
-        plain = self.within_cov is None
-        joint, loo, singles = self._entropies(self.cov, members, self.n_samples, plain)
         if self.within_cov is None:
+            joint, loo, singles = self._entropies(self.cov, members, self.n_samples, True)
             return EntropyTerms(joint, singles, loo, members.shape[1])
+        # A discrete target needs only the joint entropy of the total covariance.
+        joint, _, singles = self._entropies(self.cov, members, self.n_samples, False)
         within_samples = self.n_samples - self.n_classes + 1
         cond_joint, cond_loo, _ = self._entropies(self.within_cov, members, within_samples, True)
         return EntropyTerms(cond_joint, singles, cond_loo + joint, size + 1)

@@ -103,14 +103,17 @@ def _check_schedule(every: Schedule) -> Schedule:
 def _phase_trackers(
     layers: Iterable[str], track_phases: bool | Mapping[str, Any]
 ) -> dict[str, PhaseTracker]:
-    """One `PhaseTracker` per layer, built with the options of `track_phases` when it is a mapping."""
-    if isinstance(track_phases, Mapping):
-        return {name: PhaseTracker(**track_phases) for name in layers}
-    if not isinstance(track_phases, bool):
+    """One `PhaseTracker` per layer (none for False), with the options of `track_phases` if a mapping."""
+    if isinstance(track_phases, bool):
+        options: Mapping[str, Any] = {}
+        layers = layers if track_phases else []
+    elif isinstance(track_phases, Mapping):
+        options = track_phases
+    else:
         raise TypeError(
             f"track_phases must be a bool or a dict of PhaseTracker options, got {track_phases!r}"
         )
-    return {name: PhaseTracker() for name in layers} if track_phases else {}
+    return {name: PhaseTracker(**options) for name in layers}
 
 
 def _is_rank_zero() -> bool:

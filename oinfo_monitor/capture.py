@@ -9,19 +9,26 @@ Reductions to ``[samples, neurons]`` (one variable per neuron or channel):
 
 * convolution outputs ``[B, C, *spatial]`` are averaged over the spatial dims → ``[B, C]``;
 * other 2-D outputs ``[B, D]`` are kept as they are;
-* other 3-D outputs ``[B, T, D]`` (sequence models, batch first, features last) keep one token,
-  ``token`` (an index along dim 1, default the last token) or the mean over tokens
+* other 3-D outputs ``[B, T, D]`` (sequence models, features last) keep one token,
+  ``token`` (an index along the time dim, default the last token) or the mean over tokens
   (``token="mean"``);
 * other outputs with 4 or more dims are rejected;
 * tuple/list outputs (``nn.LSTM``, ``nn.MultiheadAttention``, ...) use their first element.
+
+The samples of a layer's output lie along its *sample axis*: given per layer by the caller, else
+read from the module where it says (``batch_first=False`` in ``nn.LSTM``/``nn.GRU``/``nn.RNN``,
+``nn.MultiheadAttention`` and the ``nn.Transformer*`` layers means axis 1), else axis 0. A layer
+whose output does not hold the probe's samples along that axis is rejected with a message naming
+the option that fixes it, never measured over the wrong axis.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -269,16 +276,59 @@ def _first_tensor(output: Any) -> Tensor:
     return output
 
 
+def module_sample_axis(module: nn.Module) -> int | None:
+    """The axis of a module's output that holds the samples, where the module says (else None).
+
+    Examples:
+        >>> module_sample_axis(nn.LSTM(4, 8)), module_sample_axis(nn.GRU(4, 8, batch_first=True))
+        (1, 0)
+    """
+    if isinstance(module, nn.TransformerEncoder | nn.TransformerDecoder):
+        return module_sample_axis(module.layers[0]) if len(module.layers) else None
+    if isinstance(module, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
+        module = module.self_attn
+    batch_first = getattr(module, "batch_first", None)
+    if isinstance(batch_first, bool):
+        return 0 if batch_first else 1
+    return None
+
+
+def rank_bound(module: nn.Module) -> int | None:
+    """An upper bound on the rank of a linear layer's outputs over any probe: its input width.
+
+    A `Linear` layer's output is an affine map of its ``in_features`` inputs, and the spatial mean
+    of a convolution's output an affine map of ``in_channels`` × kernel-size shifted means (a
+    transposed convolution's, of its ``in_channels`` means), so no
+    multiplet larger than that has a full-rank covariance. None for other modules.
+
+    Examples:
+        >>> rank_bound(nn.Linear(8, 12)), rank_bound(nn.Conv2d(3, 16, 3)), rank_bound(nn.ReLU())
+        (8, 27, None)
+    """
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        return int(module.in_channels) * math.prod(module.kernel_size)
+    if isinstance(module, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d):
+        return int(module.in_channels)  # each input channel's mean, spread out
+    return None
+
+
 def _reduce(
-    output: Tensor, name: str, is_conv: bool, token: int | Literal["mean"], batch: int
+    output: Tensor,
+    name: str,
+    is_conv: bool,
+    token: int | Literal["mean"],
+    batch: int,
+    axis: int | None,
+    module: nn.Module,
 ) -> Tensor:
     """Reduce one layer output to an owned ``[batch, neurons]`` tensor (see module docstring)."""
-    if output.ndim == 0 or output.shape[0] != batch:
-        raise ValueError(
-            f"layer {name!r} output has shape {tuple(output.shape)}, expected the batch "
-            f"({batch} samples) in dim 0; capture needs batch-first outputs "
-            "(e.g. batch_first=True)"
-        )
+    known = module_sample_axis(module)
+    chosen = axis if axis is not None else (known if known is not None else 0)
+    if output.ndim <= chosen or output.shape[chosen] != batch:
+        raise ValueError(_sample_axis_message(output, name, batch, chosen, axis, known))
+    output = output.movedim(chosen, 0)
     if is_conv and output.ndim >= 3:
         reduced = output.flatten(2).mean(dim=2)
     elif output.ndim == 2:
@@ -294,13 +344,38 @@ def _reduce(
     return reduced.detach().clone(memory_format=torch.contiguous_format)
 
 
+def _sample_axis_message(
+    output: Tensor, name: str, batch: int, chosen: int, given: int | None, known: int | None
+) -> str:
+    """Explain an output whose sample axis does not hold the probe's samples, and what to pass."""
+    source = (
+        "the sample_axis option"
+        if given is not None
+        else f"the module's batch_first={known == 0}"
+        if known is not None
+        else "the default"
+    )
+    return (
+        f"layer {name!r} output has shape {tuple(output.shape)}: {source} puts its samples along "
+        f"dim {chosen}, which does not hold the probe's {batch} samples; pass "
+        "sample_axis={" + repr(name) + ": <dim>} for this layer's output, or probe_axis=<dim> "
+        "when the probe itself is not sample-first (e.g. a time-first [T, B, D] sequence)"
+    )
+
+
 class _Recorder:
     """Forward hooks that collect the reduced outputs of the probed layers, chunk by chunk."""
 
-    def __init__(self, layers: dict[str, nn.Module], spec: CaptureSpec) -> None:
+    def __init__(
+        self,
+        layers: dict[str, nn.Module],
+        spec: CaptureSpec,
+        sample_axes: Mapping[str, int | None],
+    ) -> None:
         """Prepare empty per-layer results for ``layers`` captured according to ``spec``."""
         self.layers = layers
         self.spec = spec
+        self.sample_axes = sample_axes
         self.results: dict[str, list[Tensor]] = {name: [] for name in layers}
         self.chunk: dict[str, list[Tensor]] = {}
         self.pending: list[str] = []
@@ -347,8 +422,11 @@ class _Recorder:
         tensor = _first_tensor(output)
         if self.spec.activation is not None:
             tensor = self.spec.activation(tensor)
-        is_conv = isinstance(self.layers[name], _CONV_TYPES)
-        self.chunk[name].append(_reduce(tensor, name, is_conv, self.spec.token, self.batch))
+        module = self.layers[name]
+        is_conv = isinstance(module, _CONV_TYPES)
+        axis = self.sample_axes.get(name)
+        reduced = _reduce(tensor, name, is_conv, self.spec.token, self.batch, axis, module)
+        self.chunk[name].append(reduced)
 
     def _on_layer(self, name: str, module: nn.Module, args: Any, output: Any) -> None:
         """Forward hook of a probed layer: record it now, or wait for the next module."""
@@ -383,14 +461,16 @@ def _call_count_message(name: str, calls: int) -> str:
     )
 
 
-def _check_inputs(inputs: Tensor | Sequence[Tensor]) -> tuple[Tensor, ...]:
-    """Validate probe inputs: a non-empty tuple of batched tensors with equal first dims."""
+def _check_inputs(inputs: Tensor | Sequence[Tensor], axis: int = 0) -> tuple[Tensor, ...]:
+    """Validate probe inputs: a non-empty tuple of tensors with equal sizes along the sample axis."""
     tensors = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    if not tensors or not all(isinstance(t, Tensor) and t.ndim > 0 for t in tensors):
-        raise ValueError("inputs must be a non-empty tuple of tensors with a batch dim")
-    sizes = {t.shape[0] for t in tensors}
+    if not tensors or not all(isinstance(t, Tensor) and t.ndim > axis for t in tensors):
+        raise ValueError(
+            f"inputs must be a non-empty tuple of tensors with a sample dim (dim {axis})"
+        )
+    sizes = {t.shape[axis] for t in tensors}
     if len(sizes) != 1:
-        raise ValueError(f"inputs have different first dims {sorted(sizes)}")
+        raise ValueError(f"inputs have different sample counts along dim {axis}: {sorted(sizes)}")
     if 0 in sizes:
         raise ValueError("inputs hold no samples")
     return tensors
@@ -412,43 +492,60 @@ def capture_activations(
     activation: Callable[[Tensor], Tensor] | None = None,
     token: int | Literal["mean"] = -1,
     batch_size: int | None = None,
+    forward: Callable[[nn.Module, Any], Any] | None = None,
+    probe_axis: int = 0,
+    sample_axes: Mapping[str, int | None] | None = None,
 ) -> dict[str, Tensor]:
     """Run the probe through the model and return ``{layer_name: Tensor[samples, neurons]}``.
 
-    ``inputs`` are the positional arguments of ``forward`` (equal first dims); they are fed in
-    chunks of ``batch_size`` samples (None: all at once), moved to the model's device. Outputs
-    are reduced as described in the module docstring and concatenated per layer; they are
-    detached, on the model's device, in the dtype the layer produced. ``capture``, ``activation``
-    and ``token`` are as in :class:`CaptureSpec`. The model is unwrapped first and run inside
-    :func:`probe_context`; every hook registered here is removed on exit, also when forward
-    raises, and the model's own hooks are left untouched.
+    ``inputs`` are the positional arguments of ``forward`` (equal sizes along ``probe_axis``, the
+    axis that holds the samples); they are fed in chunks of ``batch_size`` samples (None: all at
+    once), moved to the model's device, and run by ``forward(model, chunk)`` (default
+    ``model(*chunk)``; the chunk is a tensor when there is one input, else a tuple). Outputs are
+    reduced as described in the module docstring, with ``sample_axes[name]`` the sample axis of
+    a layer's output (missing or None: from the module, else 0), and concatenated per layer; they
+    are detached, on the model's device, in the dtype the layer produced. ``capture``,
+    ``activation`` and ``token`` are as in :class:`CaptureSpec`. The model is unwrapped first and
+    run inside :func:`probe_context`; every hook registered here is removed on exit, also when
+    forward raises, and the model's own hooks are left untouched.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+        >>> found = capture_activations(net, torch.randn(10, 4), {"0": net[0]}, capture="post")
+        >>> tuple(found["0"].shape), bool((found["0"] >= 0).all())
+        ((10, 6), True)
 
     Raises:
         ValueError: invalid inputs or options, a layer that does not run exactly once per
-            forward, a non-batch-first or unsupported output shape, or (``capture="post"``
-            without ``activation``) a layer not directly followed by an activation module.
+            forward, an output without the probe's samples along its sample axis or of an
+            unsupported shape, or (``capture="post"`` without ``activation``) a layer not
+            directly followed by an activation module.
     """
     spec = CaptureSpec(capture=capture, activation=activation, token=token)
-    tensors = _check_inputs(inputs)
+    tensors = _check_inputs(inputs, probe_axis)
     if not layers:
         raise ValueError("no layers to capture")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size}")
     model = unwrap_model(model)
     device = _model_device(model)
-    total = tensors[0].shape[0]
+    total = tensors[0].shape[probe_axis]
     step = batch_size or total
-    recorder = _Recorder(layers, spec)
+    recorder = _Recorder(layers, spec, sample_axes or {})
     with probe_context(model), recorder.attached(model):
         for start in range(0, total, step):
-            chunk = [t[start : start + step] for t in tensors]
-            recorder.start_chunk(chunk[0].shape[0])
-            model(*(t.to(device) if device is not None else t for t in chunk))
+            chunk = [t.narrow(probe_axis, start, min(step, total - start)) for t in tensors]
+            chunk = [t.to(device) if device is not None else t for t in chunk]
+            recorder.start_chunk(chunk[0].shape[probe_axis])
+            if forward is None:
+                model(*chunk)
+            else:
+                forward(model, chunk[0] if len(chunk) == 1 else tuple(chunk))
             recorder.finish_chunk()
     return {name: torch.cat(parts) for name, parts in recorder.results.items()}
 
 
-def _split_batch(batch: Any) -> tuple[tuple[Tensor, ...], Tensor | None]:
+def _split_batch(batch: Any, axis: int) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """Split one batch into forward inputs and an optional target (see materialize_probe)."""
     if isinstance(batch, dict):
         raise ValueError(
@@ -457,27 +554,27 @@ def _split_batch(batch: Any) -> tuple[tuple[Tensor, ...], Tensor | None]:
         )
     if isinstance(batch, Tensor):
         batch = (batch,)
-    if not (_is_tensor_args(batch) and len(batch) > 0 and all(t.ndim > 0 for t in batch)):
+    if not (_is_tensor_args(batch) and len(batch) > 0 and all(t.ndim > axis for t in batch)):
         raise ValueError(
             f"a probe batch must be a tensor or a tuple of batched tensors, got {type(batch)}"
         )
-    if len(batch) == 2 and _is_target(batch[0], batch[1]):
+    if len(batch) == 2 and _is_target(batch[0], batch[1], axis):
         return (batch[0],), batch[1]
     return tuple(batch), None
 
 
-def _is_target(inputs: Tensor, candidate: Tensor) -> bool:
-    """Whether ``candidate`` looks like per-sample targets: 1-D, integer or float, same length."""
+def _is_target(inputs: Tensor, candidate: Tensor, axis: int) -> bool:
+    """Whether ``candidate`` looks like per-sample targets: 1-D, integer or float, one per sample."""
     return (
         candidate.ndim == 1
-        and candidate.shape[0] == inputs.shape[0]
+        and candidate.shape[0] == inputs.shape[axis]
         and candidate.dtype != torch.bool
         and not candidate.is_complex()
     )
 
 
 def _collect_batches(
-    batches: Iterable[Any], max_samples: int | None
+    batches: Iterable[Any], max_samples: int | None, axis: int
 ) -> tuple[list[tuple[Tensor, ...]], list[Tensor | None]]:
     """Read batches until ``max_samples`` samples are in, preserving every RNG state."""
     inputs: list[tuple[Tensor, ...]] = []
@@ -485,26 +582,27 @@ def _collect_batches(
     count = 0
     with _preserved_rng():
         for batch in batches:
-            batch_inputs, batch_target = _split_batch(batch)
+            batch_inputs, batch_target = _split_batch(batch, axis)
             inputs.append(batch_inputs)
             targets.append(batch_target)
-            count += batch_inputs[0].shape[0]
+            count += batch_inputs[0].shape[axis]
             if max_samples is not None and count >= max_samples:
                 break
     return inputs, targets
 
 
-def _concat(parts: list[tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
-    """Concatenate per-batch input tuples along dim 0, requiring the same structure."""
+def _concat(parts: list[tuple[Tensor, ...]], axis: int) -> tuple[Tensor, ...]:
+    """Concatenate per-batch input tuples along the sample axis, requiring the same structure."""
     if len({len(p) for p in parts}) != 1:
         raise ValueError("probe batches have different numbers of tensors")
-    return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+    return tuple(torch.cat(column, dim=axis) for column in zip(*parts, strict=True))
 
 
 def materialize_probe(
     probe: Tensor | Sequence[Tensor] | Iterable[Any],
     target: Tensor | None = None,
     max_samples: int | None = None,
+    axis: int = 0,
 ) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """Turn a probe into fixed forward inputs plus an optional target, so every measurement sees
     the same samples.
@@ -512,7 +610,8 @@ def materialize_probe(
     * A tensor is the single forward argument; a tuple/list of tensors holds the positional
       forward arguments (never split into inputs and target).
     * Anything else (a ``DataLoader`` or any iterable of batches) is read batch by batch and
-      concatenated along dim 0. A batch is a tensor or a tuple/list of tensors; a batch of two
+      concatenated along the sample axis ``axis`` (dim 0 unless the model takes e.g. time-first
+      sequences). A batch is a tensor or a tuple/list of tensors; a batch of two
       tensors whose second is 1-D (integer or float, not bool) with one entry per sample is an
       ``(inputs, target)`` pair, any other batch holds forward arguments only. Dict batches are
       rejected. Reading stops once ``max_samples`` samples are in; the CPU/CUDA/Python RNG
@@ -521,6 +620,11 @@ def materialize_probe(
     * ``max_samples`` keeps the first samples of the inputs and of the target.
 
     Returns detached tensors (on the device they came on).
+
+    Examples:
+        >>> inputs, target = materialize_probe([(torch.randn(4, 3), torch.arange(4))] * 2)
+        >>> tuple(inputs[0].shape), target.tolist()
+        ((8, 3), [0, 1, 2, 3, 0, 1, 2, 3])
 
     Raises:
         ValueError: empty probe, inputs with different first dims, a target whose length differs
@@ -532,12 +636,12 @@ def materialize_probe(
         inputs = (probe,) if isinstance(probe, Tensor) else tuple(probe)
         found = None
     else:
-        parts, targets = _collect_batches(probe, max_samples)
+        parts, targets = _collect_batches(probe, max_samples, axis)
         if not parts:
             raise ValueError("the probe is empty (it yielded no batches)")
-        inputs = _concat(parts)
+        inputs = _concat(parts, axis)
         found = _concat_targets(targets)
-    return _finalize(inputs, target if target is not None else found, max_samples)
+    return _finalize(inputs, target if target is not None else found, max_samples, axis)
 
 
 def _is_tensor_args(probe: object) -> bool:
@@ -558,19 +662,21 @@ def _concat_targets(targets: list[Tensor | None]) -> Tensor | None:
 
 
 def _finalize(
-    inputs: tuple[Tensor, ...], target: Tensor | None, max_samples: int | None
+    inputs: tuple[Tensor, ...], target: Tensor | None, max_samples: int | None, axis: int
 ) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """Validate, truncate to ``max_samples`` and detach the probe inputs and target."""
-    inputs = _check_inputs(inputs)
-    inputs = tuple(t[:max_samples].detach() for t in inputs)
+    inputs = _check_inputs(inputs, axis)
+    total = inputs[0].shape[axis]
+    keep = total if max_samples is None else min(total, max_samples)
+    inputs = tuple(t.narrow(axis, 0, keep).detach() for t in inputs)
     if target is None:
         return inputs, None
     if not isinstance(target, Tensor) or target.ndim == 0:
         raise ValueError("target must be a tensor with one entry per sample")
     target = target[:max_samples].detach()
-    if target.shape[0] != inputs[0].shape[0]:
+    if target.shape[0] != keep:
         raise ValueError(
-            f"target has {target.shape[0]} entries but the inputs have {inputs[0].shape[0]} "
+            f"target has {target.shape[0]} entries but the inputs have {keep} "
             "samples (after max_samples truncation)"
         )
     return inputs, target

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "n_samples",
     "n_neurons",
     "dead_neurons",
+    "duplicate_neurons",
     "capture",
     "target",
     "ties",
@@ -84,23 +86,65 @@ def headline(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float, float,
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:
-    """Append records to a JSONL file, one JSON object per line, flushed before returning."""
-    with open(path, "a", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
+    """Append records to a JSONL file, one JSON object per line, flushed before returning.
+
+    A file whose last line was cut off (a crash mid-write) gets a line break first, so the new
+    records start on a line of their own and the torn line stays the only damaged one.
+    """
+    path = Path(path)
+    torn = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(("\n" if torn else "") + text)
+
+
+def _last_byte(path: Path) -> bytes:
+    """The last byte of a non-empty file."""
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
+
+
+class TornRecordWarning(UserWarning):
+    """Warned when a history file holds a line cut off by a crash; the line is skipped."""
 
 
 def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Read the records of a JSONL history file, naming the line of any malformed entry."""
+    """Read the records of a JSONL history file, naming the line of any malformed entry.
+
+    A line cut off by a crash mid-write (not valid JSON, and either the last line or followed by
+    the line break `write_records` adds before appending) is skipped with a `TornRecordWarning`;
+    any other malformed line raises.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "history.jsonl"
+        >>> write_records(path, [{"step": 0, "layer": "fc1", "size": 3, "synergy": -0.2}])
+        >>> [record["synergy"] for record in read_records(path)]
+        [-0.2]
+    """
     with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+        lines = handle.read().split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines) or _is_torn(line):
+                warnings.warn(
+                    f"{path}:{number}: skipped a record cut off mid-write ({error.msg})",
+                    TornRecordWarning,
+                    stacklevel=2,
+                )
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not a JSON record ({error.msg})") from None
-            missing = [key for key in ("step", "layer", "size", "synergy") if key not in record]
-            if missing:
-                raise ValueError(f"{path}:{number}: history record lacks {', '.join(missing)}")
-            yield record
+            raise ValueError(f"{path}:{number}: not a JSON record ({error.msg})") from None
+        missing = [key for key in ("step", "layer", "size", "synergy") if key not in record]
+        if missing:
+            raise ValueError(f"{path}:{number}: history record lacks {', '.join(missing)}")
+        yield record
+
+
+def _is_torn(line: str) -> bool:
+    """Whether a malformed line is a record cut off mid-write: a JSON object that never closes."""
+    return line.lstrip().startswith("{") and not line.rstrip().endswith("}")

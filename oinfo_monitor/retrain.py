@@ -467,18 +467,29 @@ def masked(
     """Keep only the selected neurons of each named layer active: the others are zeroed and held at 0.
 
     `bias=False` leaves the switched-off neurons' biases trainable (the 2024 paper's variant: such a
-    neuron still emits act(bias)); `outgoing=True` also zeroes their outgoing weights.
+    neuron still emits act(bias)); `outgoing=True` also zeroes their outgoing weights. When the
+    block completes, the weights stay as trained under the mask; when it raises, every masked
+    parameter gets back the values it had on entry, so a failed run leaves the model intact.
     """
     checked = check_selection(model, selection)
     plain = unwrap_model(model)
     off = {layer: complement(kept, layer_width(plain, layer)) for layer, kept in checked.items()}
     masks = _entry_masks(plain, off, bias, outgoing)
     params = dict(plain.named_parameters())
-    with torch.no_grad():
-        for name, mask in masks.items():
-            params[name].masked_fill_(mask, 0)
-    with hold_entries(plain, masks) as before_step:
-        yield before_step
+    saved = {name: params[name].detach().clone() for name in masks}
+    completed = False
+    try:
+        with torch.no_grad():
+            for name, mask in masks.items():
+                params[name].masked_fill_(mask, 0)
+        with hold_entries(plain, masks) as before_step:
+            yield before_step
+        completed = True
+    finally:
+        if not completed:
+            with torch.no_grad():
+                for name, values in saved.items():
+                    params[name].copy_(values)
 
 
 @contextlib.contextmanager

@@ -55,7 +55,12 @@ from scipy.spatial.distance import squareform
 from torch import Tensor
 
 from oinfo_monitor.gaussian import LN2, TiePolicy, entropy_bias, one_cpu_thread
-from oinfo_monitor.measures import CopulaCovariance, EntropyTerms, copula_covariance
+from oinfo_monitor.measures import (
+    SAMPLES_PER_VARIABLE,
+    CopulaCovariance,
+    EntropyTerms,
+    copula_covariance,
+)
 from oinfo_monitor.multiplets import iter_combinations
 from oinfo_monitor.validation import TargetKind
 
@@ -316,6 +321,24 @@ def _resolve_options(strategy: Any, options: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def check_search(strategy: Any, sizes: Any, options: dict[str, Any]) -> list[int] | None:
+    """Validate a search's strategy, sizes and strategy options up front; return the parsed sizes.
+
+    The same checks `search` and `search_covariance` run before any work, offered so that callers
+    who search later (the monitor, at every evaluation) can reject bad input at construction.
+
+    Examples:
+        >>> check_search("greedy", 5, {"beam": 2})
+        [3, 4, 5]
+        >>> check_search("greedy", None, {"bins": 3})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown option(s) 'bins' for strategy 'greedy'; valid options are: beam, max_size, plateau_tol, start_size
+    """
+    _resolve_options(strategy, options)
+    return _parse_sizes(sizes)
+
+
 def _parse_sizes(sizes: Any) -> list[int] | None:
     """Validate `sizes` (int K meaning 3..K, or an iterable of sizes ≥ 3) into a sorted list."""
     if sizes is None:
@@ -350,35 +373,38 @@ def _check_size(size: int, what: str) -> None:
 
 
 def _resolve_sizes(
-    sizes: list[int] | None, max_size: int | None, stats: CopulaCovariance, default_max: int
+    sizes: list[int] | None, max_size: int | None, scorer: _Scorer, default_max: int
 ) -> list[int]:
     """The sizes to search: the caller's (checked), or 3..K with K the default capped by the data.
 
-    The default never exceeds the number of neurons nor what the sample count can estimate.
+    Default sizes never exceed the number of neurons, the scorer's `limit`, nor the size the
+    sample count supports (`CopulaCovariance.supported_size`); explicit sizes may go beyond the
+    supported size, up to what a full-rank covariance allows, but never beyond `limit`.
     """
-    n = stats.n_variables
+    stats, n = scorer.stats, scorer.stats.n_variables
     if sizes is not None and max_size is not None:
         raise ValueError("pass either sizes or the max_size option, not both")
     if sizes is not None:
         too_big = [k for k in sizes if k > n]
         if too_big:
             raise ValueError(f"sizes {too_big} exceed the number of neurons ({n})")
+        if scorer.limit is not None and sizes[-1] > scorer.limit:
+            raise ValueError(
+                f"sizes {[k for k in sizes if k > scorer.limit]} exceed the size limit "
+                f"{scorer.limit} (e.g. the rank of the layer's covariance)"
+            )
         stats.check_sample_size(sizes[-1])
         return sizes
-    top = min(n, default_max if max_size is None else max_size)
-    while top > 3 and not _estimable(stats, top):
-        top -= 1
-    stats.check_sample_size(top)
+    top = min(n, default_max if max_size is None else max_size, stats.supported_size())
+    if scorer.limit is not None:
+        top = min(top, scorer.limit)
+    if top < 3:
+        raise ValueError(
+            f"{stats.n_samples} samples support no multiplet of 3 neurons "
+            f"(the default sizes need {SAMPLES_PER_VARIABLE} samples per variable); "
+            "use a larger probe or pass sizes explicitly"
+        )
     return list(range(3, top + 1))
-
-
-def _estimable(stats: CopulaCovariance, size: int) -> bool:
-    """Whether the samples suffice for a full-rank covariance of a multiplet of `size` neurons."""
-    try:
-        stats.check_sample_size(size)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_index_map(index_map: Sequence[int] | None, n: int) -> list[int] | None:
@@ -424,6 +450,7 @@ class _Scorer:
     """Ω of multiplets from one copula covariance, scored directly or by one-neuron growth."""
 
     stats: CopulaCovariance
+    limit: int | None = None
 
     @property
     def n(self) -> int:
@@ -681,7 +708,7 @@ def _default_exhaustive_max(n: int) -> int:
 
 def _run_exhaustive(scorer: _Scorer, sizes: list[int] | None, opts: dict[str, Any]) -> _Outcome:
     """All multiplets of every size, exact optima."""
-    sizes = _resolve_sizes(sizes, opts["max_size"], scorer.stats, _default_exhaustive_max(scorer.n))
+    sizes = _resolve_sizes(sizes, opts["max_size"], scorer, _default_exhaustive_max(scorer.n))
     count = sum(math.comb(scorer.n, k) for k in sizes)
     outcome = _Outcome(
         "exhaustive", f"exhaustive: all {count:,} multiplets of sizes {_describe(sizes)}"
@@ -719,7 +746,7 @@ def _run_greedy(
     seed_seconds: float = _SEED_SECONDS,
 ) -> _Outcome:
     """Exhaustive seed (or pair seed for wide layers), then beam growth one neuron at a time."""
-    sizes = _resolve_sizes(sizes, opts["max_size"], scorer.stats, _GREEDY_MAX)
+    sizes = _resolve_sizes(sizes, opts["max_size"], scorer, _GREEDY_MAX)
     top, beam_width = sizes[-1], opts["beam"]
     start = opts["start_size"] or _default_start(scorer.n, top, seed_seconds)
     start = min(start, top)
@@ -917,15 +944,16 @@ def _run_clusters(scorer: _Scorer, sizes: list[int] | None, opts: dict[str, Any]
     min_bins = min(opts["min_bins"], len(bins))
     total = sum(math.comb(len(bins), count) for count in range(min_bins, len(bins) + 1))
 
+    top = _resolve_sizes(None, scorer.n, scorer, scorer.n)[-1] if sizes is None else sizes[-1]
+
     def wanted(count: int, neurons: int) -> bool:
-        return count >= min_bins and neurons >= 3 and (sizes is None or neurons in sizes)
+        in_sizes = neurons <= top if sizes is None else neurons in sizes
+        return count >= min_bins and neurons >= 3 and in_sizes
 
     device = scorer.stats.cov.device
     tree_order = sorted(bins, key=len, reverse=True)  # a union grows by its smallest bin last
     columns = [torch.tensor(b, dtype=torch.long, device=device) for b in tree_order]
     scored = _score_unions(scorer, columns, wanted)
-    if scored:
-        _resolve_sizes(sorted(scored), None, scorer.stats, 0)
     outcome = _Outcome("clusters", "", bins=bins)
     for size, beam in scored.items():
         outcome.evaluated += len(beam.values)
@@ -937,7 +965,11 @@ def _run_clusters(scorer: _Scorer, sizes: list[int] | None, opts: dict[str, Any]
         f"clusters: Ward clustering of the copula-transformed, standardised neuron profiles into "
         f"{len(bins)} bins (sizes {sorted(len(b) for b in bins)}); {outcome.evaluated:,} unions of "
         f"{min_bins}..{len(bins)} bins scored by Schur-complement updates along the subset tree"
-        + (f", {skipped:,} skipped (under 3 neurons or not in sizes)" if skipped else "")
+        + (
+            f", {skipped:,} skipped (under 3 neurons, or not in sizes, or over {top} neurons)"
+            if skipped
+            else ""
+        )
     )
     return outcome
 
@@ -1014,7 +1046,7 @@ def _run_anneal(
     scorer: _Scorer, sizes: list[int] | None, opts: dict[str, Any], seed: int
 ) -> _Outcome:
     """Parallel heat-bath chains per size, started from greedily grown multiplets."""
-    sizes = _resolve_sizes(sizes, opts["max_size"], scorer.stats, _ANNEAL_MAX)
+    sizes = _resolve_sizes(sizes, opts["max_size"], scorer, _ANNEAL_MAX)
     chains, steps = opts["chains"], opts["steps"]
     hot, cold = opts["temperature"]
     schedule = [hot * (cold / hot) ** (t / max(1, steps - 1)) for t in range(steps)]
@@ -1047,9 +1079,7 @@ def _run_auto(
     """Exhaustive if everything fits the time budget, else greedy, else (wide layers) anneal."""
     n, budget = scorer.n, opts["time_budget"]
     wide = n > _WIDE_LAYER
-    chosen = _resolve_sizes(
-        sizes, opts["max_size"], scorer.stats, _ANNEAL_MAX if wide else _GREEDY_MAX
-    )
+    chosen = _resolve_sizes(sizes, opts["max_size"], scorer, _ANNEAL_MAX if wide else _GREEDY_MAX)
     estimate = _exhaustive_seconds(n, chosen)
     everything = (
         f"all {sum(math.comb(n, k) for k in chosen):,} multiplets of sizes {_describe(chosen)}"
@@ -1086,6 +1116,7 @@ def search_covariance(
     strategy: str = "auto",
     index_map: Sequence[int] | None = None,
     seed: int = 0,
+    size_limit: int | None = None,
     **options: Any,
 ) -> SearchResult:
     """Find the most synergistic and most redundant multiplets of each size from one copula covariance.
@@ -1093,7 +1124,9 @@ def search_covariance(
     `sizes` is an int K (sizes 3..K) or an iterable of sizes ≥ 3 (None: the strategy's default,
     see the module docstring); `strategy` is one of `STRATEGIES` and `options` its keyword
     options (see the module docstring). `index_map[i]` is the caller's index of column i, so that
-    members come back in the caller's numbering. Deterministic for a given `seed`.
+    members come back in the caller's numbering. `size_limit` caps the multiplet size where the
+    caller knows the variables' rank (e.g. a linear layer's input width): default sizes stop there
+    and larger explicit sizes are refused. Deterministic for a given `seed`.
     """
     opts = _resolve_options(strategy, options)
     parsed = _parse_sizes(sizes)
@@ -1101,11 +1134,12 @@ def search_covariance(
     seed = _int_at_least(0)("seed", seed)
     if stats.n_variables < 3:
         raise ValueError(f"a search needs at least 3 neurons, got {stats.n_variables}")
+    scorer = _Scorer(stats, _int_at_least(3)("size_limit", size_limit) if size_limit else None)
     if parsed is not None:
-        _resolve_sizes(parsed, None, stats, 0)
+        _resolve_sizes(parsed, None, scorer, 0)
     began = time.perf_counter()
     with one_cpu_thread(stats.cov.device):
-        outcome = _run(_Scorer(stats), strategy, parsed, opts, seed)
+        outcome = _run(scorer, strategy, parsed, opts, seed)
     seconds = time.perf_counter() - began
     bins = tuple(tuple(sorted(mapping[i] for i in b) if mapping else b) for b in outcome.bins)
     return SearchResult(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -84,3 +85,66 @@ def check_target(
     elif tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise ValueError("y has NaN/inf labels")
     return tensor, resolved
+
+
+@dataclass(frozen=True)
+class NeuronFilter:
+    """Which columns of a [samples, neurons] matrix carry a copula variable of their own.
+
+    Attributes:
+        kept: indices of the kept columns, in the matrix's own numbering (ascending).
+        dead: indices of the constant columns (no entropy).
+        duplicates: indices of the columns whose rank order equals, or exactly reverses, that of
+            an earlier kept column: after the copula transform they are the same variable (up to
+            sign), so any multiplet holding both has a singular covariance.
+    """
+
+    kept: Tensor
+    dead: list[int]
+    duplicates: list[int]
+
+
+def distinct_neurons(values: Tensor) -> NeuronFilter:
+    """Split the columns of `values` into kept, dead (constant) and duplicated neurons.
+
+    Dead and duplicated columns would make every covariance that holds them singular, so they are
+    dropped, counted and reported, and the kept columns keep the caller's numbering. A duplicate
+    is any strictly monotone function of an earlier column (an exact copy, a tied weight, a scaled
+    copy, two units saturated the same way), found by comparing dense ranks, which a monotone map
+    preserves (a decreasing one reverses them).
+
+    Examples:
+        >>> x = torch.tensor([[0.0, 1.0, 2.0, 5.0], [1.0, 1.0, 4.0, 3.0], [2.0, 1.0, 0.0, 1.0]])
+        >>> found = distinct_neurons(torch.cat([x, 2 * x[:, :1]], dim=1))
+        >>> found.kept.tolist(), found.dead, found.duplicates
+        ([0, 2], [1], [3, 4])
+    """
+    if values.ndim != 2:
+        raise ValueError(
+            f"expected a 2-D [samples, neurons] matrix, got shape {tuple(values.shape)}"
+        )
+    ordered, order = torch.sort(values, dim=0)
+    new_value = torch.ones_like(ordered, dtype=torch.long)
+    new_value[1:] = (ordered[1:] != ordered[:-1]).long()
+    sorted_ranks = torch.cumsum(new_value, dim=0) - 1
+    ranks = torch.empty_like(sorted_ranks).scatter_(0, order, sorted_ranks)
+    distinct = sorted_ranks[-1:] + 1  # distinct values per column
+    dead = distinct[0] == 1
+    # A decreasing map turns dense rank r into (distinct - 1 - r): flip each column to the
+    # orientation whose first rank that differs from its mirror image is the smaller one.
+    mirror = distinct - 1 - ranks
+    differs = ranks != mirror
+    first = differs.long().argmax(0, keepdim=True)
+    flip = torch.gather(ranks, 0, first) > torch.gather(mirror, 0, first)
+    canonical = torch.where(flip, mirror, ranks)
+    _, inverse = torch.unique(canonical, dim=1, return_inverse=True)
+    first_of_group = torch.full((int(inverse.max()) + 1,), values.shape[1], dtype=torch.long)
+    columns = torch.arange(values.shape[1])
+    first_of_group = first_of_group.scatter_reduce(0, inverse.cpu(), columns, reduce="amin")
+    duplicate = (first_of_group[inverse.cpu()] != columns).to(values.device) & ~dead
+    kept = torch.nonzero(~dead & ~duplicate)[:, 0]
+    return NeuronFilter(
+        kept=kept,
+        dead=torch.nonzero(dead)[:, 0].tolist(),
+        duplicates=torch.nonzero(duplicate)[:, 0].tolist(),
+    )

@@ -212,7 +212,7 @@ def test_invalid_options_and_layer_call_counts(x: Tensor) -> None:
         capture_activations(model, (x,), layers, activation=torch.relu)
     with pytest.raises(ValueError, match="capture must be"):
         CaptureSpec(capture="mid")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="different first dims"):
+    with pytest.raises(ValueError, match="different sample counts"):
         capture_activations(model, (x, x[:3]), layers)
     net = FunctionalReluNet()
     net.unused = nn.Linear(5, 5)
@@ -265,7 +265,9 @@ def test_inputs_moved_to_model_device(x: Tensor) -> None:
 
 def test_non_batch_first_and_high_rank_outputs_rejected() -> None:
     flatten = nn.Sequential(nn.Flatten(0), nn.Linear(12, 2))
-    with pytest.raises(ValueError, match=r"shape \(12,\), expected the batch"):
+    with pytest.raises(
+        ValueError, match=r"shape \(12,\): the default puts its samples along dim 0"
+    ):
         capture_activations(flatten, (torch.randn(3, 4),), {"0": flatten[0]})
     flat = nn.Sequential(nn.Identity(), nn.Linear(2, 2))
     with pytest.raises(ValueError, match="supported"):
@@ -469,7 +471,7 @@ def test_materialize_stops_reading_at_max_samples() -> None:
         ([], {}, "non-empty"),
         (iter([]), {}, "empty"),
         (torch.empty(0, 3), {}, "no samples"),
-        ((torch.ones(3, 2), torch.ones(4, 2)), {}, "different first dims"),
+        ((torch.ones(3, 2), torch.ones(4, 2)), {}, "different sample counts"),
         (torch.ones(3, 2), {"target": torch.ones(4)}, "target has 4 entries"),
         (torch.ones(3, 2), {"max_samples": 0}, "max_samples"),
         ([{"x": torch.ones(3, 2)}], {}, "dict batches"),

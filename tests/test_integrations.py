@@ -114,11 +114,11 @@ def test_lightning_callback_with_a_real_trainer(tmp_path: Path) -> None:
     trainer.fit(Module(), loader)
     assert callback.monitor is not None
     steps = sorted({r["step"] for r in callback.monitor.history})
-    assert steps == [4, 8]
+    assert steps == [0, 4, 8]  # the initial state too
     events = EventAccumulator(logger.log_dir)
     events.Reload()
-    assert [e.step for e in events.Scalars("oinfo/net.0/synergy")] == [4, 8]
-    assert callback.state_dict()["evaluations"] == 2
+    assert [e.step for e in events.Scalars("oinfo/net.0/synergy")] == [0, 4, 8]
+    assert callback.state_dict()["evaluations"] == 3
 
 
 def test_real_tensorboard_server_serves_the_monitor_curves(tmp_path: Path) -> None:

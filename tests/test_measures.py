@@ -526,3 +526,24 @@ def test_scoring_restores_the_callers_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_supported_size_bounds_the_noise() -> None:
+    """At 5 samples per variable one multiplet's Ω on independent data has SD under 0.1 bits;
+    at half that ratio it is several times larger: the rule behind `supported_size`."""
+    generator = torch.Generator().manual_seed(0)
+
+    def spread(samples: int, size: int) -> float:
+        values = [
+            float(oinfo(torch.randn(samples, size, generator=generator, dtype=torch.float64))[0])
+            for _ in range(200)
+        ]
+        return float(torch.tensor(values).std())
+
+    at_rule, below = spread(50, 10), spread(25, 10)
+    assert at_rule < 0.1
+    assert below > 3 * at_rule
+    stats = copula_covariance(torch.randn(50, 12, generator=generator))
+    assert stats.supported_size() == 10
+    labelled = copula_covariance(torch.randn(50, 12), y=torch.arange(50) % 5)
+    assert labelled.supported_size() == 9

@@ -173,20 +173,27 @@ def test_failing_writer_is_a_warning_and_history_survives(tmp_path: Path) -> Non
 
 
 def test_a_failing_evaluation_is_skipped_with_a_warning() -> None:
-    """An exception inside the evaluation (here: forward fails) becomes a warning and None."""
+    """An exception inside an evaluation (here: forward fails mid-training) becomes one warning
+    and None at every failing step; training goes on."""
 
     class Exploding(Net):
+        explode = False
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if not self.training:
+            if self.explode and not self.training:
                 raise RuntimeError("boom")
             return super().forward(x)
 
     x, _ = make_data()
     model = Exploding()
     monitor = OInfoMonitor(model, probe=x[:100], every=1, **SEARCH)
+    model.explode = True
     with pytest.warns(OInfoMonitorWarning, match="boom"):
         assert monitor.step(3) is None
-    assert monitor.skipped_steps == [3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert monitor.step(4) is None  # the same failure again: skipped, not warned twice
+    assert monitor.skipped_steps == [3, 4]
     assert model.training
 
 

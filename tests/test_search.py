@@ -295,8 +295,24 @@ def test_bad_index_maps_and_tiny_data_are_rejected() -> None:
 
 
 def test_default_sizes_respect_the_sample_count() -> None:
-    result = search(planted(samples=9), strategy="greedy")  # T > k + 1 allows k <= 7
-    assert sorted(result.synergy) == [3, 4, 5, 6, 7]
+    """Default sizes stop at 5 samples per variable; explicit sizes may go up to full rank."""
+    result = search(planted(samples=30), strategy="greedy")  # 30 // 5 = 6
+    assert sorted(result.synergy) == [3, 4, 5, 6]
+    for strategy in ("exhaustive", "clusters", "anneal", "auto"):
+        options = {"bins": 8} if strategy == "clusters" else {}
+        found = search(planted(samples=30), strategy=strategy, **options)
+        assert max(found.synergy) <= 6, strategy
+    assert max(search(planted(samples=30), sizes=[3, 7], strategy="greedy").synergy) == 7
+    with pytest.raises(ValueError, match="support no multiplet of 3 neurons"):
+        search(planted(samples=12))
+
+
+def test_size_limit_caps_default_sizes_and_refuses_larger_explicit_ones() -> None:
+    x = planted(samples=400)
+    stats = copula_covariance(x)
+    assert max(search_covariance(stats, strategy="greedy", size_limit=4).synergy) == 4
+    with pytest.raises(ValueError, match="exceed the size limit 4"):
+        search_covariance(stats, sizes=[3, 5], size_limit=4)
 
 
 def test_options_are_checked_before_any_estimation() -> None:

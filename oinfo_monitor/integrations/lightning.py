@@ -2,8 +2,13 @@
 
 The model comes from the trainer, the writer from the trainer's TensorBoard logger (or a folder
 under the trainer's log directory), and the step from ``trainer.global_step``; only global rank
-zero computes and writes. The monitor's state travels in Lightning checkpoints, so a resumed run
-continues its curves.
+zero computes and writes. Options are checked when the callback is built; the monitor itself is
+built at the start of every fit (so a callback reused for a second fit measures the new module,
+with an open writer), and its dry run of the probe fails that fit before its first step. The
+initial state is measured when the schedule includes the fit's first step (0 for a new run). The
+monitor's state travels in Lightning checkpoints, so a resumed run continues its curves without
+writing a step twice. With gradient accumulation the global step repeats across micro-batches;
+each step is measured once.
 """
 
 from __future__ import annotations
@@ -16,28 +21,39 @@ try:
 except ImportError:  # the standalone distribution
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
-from oinfo_monitor.monitor import OInfoMonitor, Schedule
+from oinfo_monitor.monitor import OInfoMonitor, check_monitor_options
+from oinfo_monitor.settings import Schedule
 
 
 class OInfoCallback(pl.Callback):
     """Measure layerwise synergy and redundancy every `every` optimizer steps of a Lightning fit.
 
     `probe` and every other keyword are passed to `OInfoMonitor` (except `writer`/`logdir`, which
-    come from the trainer unless given).
+    come from the trainer unless given); they are validated here, before any fit. A module whose
+    ``training_step`` calls a submodule and has no ``forward`` needs ``forward=``.
+
+    Examples:
+        >>> OInfoCallback(probe=None, every=50, strategy="greedy").every
+        50
     """
 
     def __init__(self, probe: Any, every: Schedule = 100, **monitor_options: Any) -> None:
         super().__init__()
+        check_monitor_options({"every": every, **monitor_options})
         self.probe = probe
         self.every = every
         self.monitor_options = monitor_options
         self.monitor: OInfoMonitor | None = None
+        self._trainer: pl.Trainer | None = None
         self._pending_state: dict[str, Any] | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Build the monitor on the module being fitted, writing where the trainer logs."""
-        if stage != "fit" or self.monitor is not None:
+        """Build a new monitor on the module being fitted, writing where the trainer logs."""
+        if stage != "fit":
             return
+        refit = self.monitor is not None and trainer is self._trainer
+        if self.monitor is not None:
+            self.monitor.close()
         options = dict(self.monitor_options)
         if "writer" not in options and "logdir" not in options and trainer.is_global_zero:
             writer = _tensorboard_writer(trainer)
@@ -45,10 +61,17 @@ class OInfoCallback(pl.Callback):
                 options["writer"] = writer
             else:
                 options["logdir"] = Path(trainer.default_root_dir) / "oinfo"
+        options.setdefault("resume", refit or trainer.ckpt_path is not None)
         self.monitor = OInfoMonitor(pl_module, self.probe, every=self.every, **options)
+        self._trainer = trainer
         if self._pending_state is not None:
             self.monitor.load_state_dict(self._pending_state)
             self._pending_state = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Measure the state training starts from, if its step is due (step 0 for a new run)."""
+        if self.monitor is not None:
+            self.monitor.step(trainer.global_step)
 
     def on_train_batch_end(
         self,

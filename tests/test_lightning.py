@@ -1,0 +1,103 @@
+"""The Lightning callback on the fits people run: gradient accumulation, a second fit, a module
+without `forward`, the initial state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+lightning = pytest.importorskip("lightning.pytorch")
+
+from oinfo_monitor.integrations.lightning import OInfoCallback  # noqa: E402
+from oinfo_monitor.records import read_records  # noqa: E402
+
+SEARCH: dict[str, Any] = {"strategy": "exhaustive", "sizes": [3, 4]}
+
+
+class Module(lightning.LightningModule):
+    """A classifier whose training_step calls `self.net`; `forward` only when asked for."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(
+            nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 2)
+        )
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class WithForward(Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def data() -> tuple[torch.Tensor, torch.utils.data.DataLoader]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 6, generator=generator)
+    y = (x[:, 0] > 0).long()
+    dataset = torch.utils.data.TensorDataset(x, y)
+    return x, torch.utils.data.DataLoader(dataset, batch_size=32)
+
+
+def trainer(root: Path, callback: OInfoCallback, **options: Any) -> Any:
+    return lightning.Trainer(
+        default_root_dir=str(root), logger=lightning.loggers.TensorBoardLogger(str(root)),
+        callbacks=[callback], accelerator="cpu", devices=1, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, **options,
+    )  # fmt: skip
+
+
+def history_steps(callback: OInfoCallback) -> list[int]:
+    assert callback.monitor is not None and callback.monitor.history_path is not None
+    records = read_records(callback.monitor.history_path)
+    return [r["step"] for r in records if r["size"] == 3 and r["layer"] == "net.0"]
+
+
+def test_gradient_accumulation_does_not_crash_and_measures_each_step_once(tmp_path: Path) -> None:
+    x, loader = data()
+    callback = OInfoCallback(probe=x[:200], every=2, **SEARCH)
+    fit = trainer(tmp_path, callback, max_steps=6, accumulate_grad_batches=2)
+    fit.fit(WithForward(), loader)
+    assert history_steps(callback) == [0, 2, 4, 6]
+
+
+def test_a_module_without_forward_fails_at_setup_naming_the_option(tmp_path: Path) -> None:
+    x, loader = data()
+    callback = OInfoCallback(probe=x[:200], every=2, **SEARCH)
+    module = Module()
+    before = [p.clone() for p in module.parameters()]
+    with pytest.raises(ValueError, match="forward="):
+        trainer(tmp_path, callback, max_steps=4).fit(module, loader)
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+
+def test_forward_option_runs_the_probe_through_a_module_without_forward(tmp_path: Path) -> None:
+    x, loader = data()
+    callback = OInfoCallback(
+        probe=x[:200], every=2, forward=lambda module, batch: module.net(batch), **SEARCH
+    )
+    trainer(tmp_path, callback, max_steps=4).fit(Module(), loader)
+    assert history_steps(callback) == [0, 2, 4]
+
+
+def test_a_callback_reused_for_a_second_fit_measures_the_new_module(tmp_path: Path) -> None:
+    x, loader = data()
+    callback = OInfoCallback(probe=x[:200], every=2, **SEARCH)
+    trainer(tmp_path / "a", callback, max_steps=4).fit(WithForward(seed=0), loader)
+    first = callback.monitor
+    second_module = WithForward(seed=1)
+    trainer(tmp_path / "b", callback, max_steps=4).fit(second_module, loader)
+    assert callback.monitor is not first
+    assert callback.monitor is not None and callback.monitor.model is second_module
+    assert history_steps(callback) == [0, 2, 4]
+    assert str(callback.monitor.history_path).startswith(str(tmp_path / "b"))

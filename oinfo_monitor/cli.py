@@ -46,7 +46,7 @@ from oinfo_monitor.measures import copula_covariance
 from oinfo_monitor.progress import ProgressBar
 from oinfo_monitor.records import headline, read_records
 from oinfo_monitor.search import STRATEGIES, Multiplet, SearchResult, search_covariance
-from oinfo_monitor.validation import as_tensor, check_samples
+from oinfo_monitor.validation import NeuronFilter, as_tensor, check_samples, distinct_neurons
 
 PROG = "oinfo-monitor"
 """The command's name, used in its help and error messages."""
@@ -642,16 +642,22 @@ def _probe_inputs(path: Path, model: nn.Module) -> Tensor:
 
 @dataclass(frozen=True)
 class LayerAnalysis:
-    """One analyzed activation matrix: its search result and the constant columns left out."""
+    """One analyzed activation matrix: its search result and the columns left out."""
 
     name: str
     result: SearchResult
     n_neurons: int
     dead: list[int]
+    duplicates: list[int]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values: `SearchResult.to_dict` plus the neuron count and the dead neurons."""
-        return {**self.result.to_dict(), "n_neurons": self.n_neurons, "dead_neurons": self.dead}
+        """JSON-ready values: `SearchResult.to_dict`, the neuron count, the columns left out."""
+        return {
+            **self.result.to_dict(),
+            "n_neurons": self.n_neurons,
+            "dead_neurons": self.dead,
+            "duplicate_neurons": self.duplicates,
+        }
 
 
 def run_analyze(args: argparse.Namespace) -> None:
@@ -662,7 +668,7 @@ def run_analyze(args: argparse.Namespace) -> None:
     columns = {}
     for name, values in arrays.items():
         with _about(f"{what} {name!r}"):
-            columns[name] = alive_columns(values)
+            columns[name] = checked_neurons(values)
     analyses = []
     with ProgressBar(len(arrays), "analyze", quiet=args.quiet) as bar:
         for name, values in arrays.items():
@@ -752,24 +758,28 @@ def checkpoint_activations(args: argparse.Namespace) -> dict[str, Tensor]:
         raise CommandError(f"the model failed on the probe: {one_line(str(error))}") from error
 
 
-def alive_columns(values: Tensor) -> Tensor:
-    """Indices of the non-constant columns of a [samples, neurons] matrix, after the engine's input checks.
+def checked_neurons(values: Tensor) -> NeuronFilter:
+    """The columns of a [samples, neurons] matrix to search, after the engine's input checks.
 
     A matrix that is not 2-D, has under 2 samples or holds NaN/inf is handed to
     `validation.check_samples`, which rejects it naming the column in the matrix's own numbering;
-    constant columns (dead neurons) are then left out rather than rejected, as the monitor does.
+    constant and duplicated columns are then left out rather than rejected, as the monitor does.
     """
     if values.ndim != 2 or values.shape[0] < 2 or not bool(torch.isfinite(values).all()):
         check_samples(values, "the matrix")
-    return torch.nonzero((values != values[:1]).any(0))[:, 0]
+    return distinct_neurons(values)
 
 
 def analyze_matrix(
-    name: str, values: Tensor, alive: Tensor, target: Tensor | None, args: argparse.Namespace
+    name: str,
+    values: Tensor,
+    neurons: NeuronFilter,
+    target: Tensor | None,
+    args: argparse.Namespace,
 ) -> LayerAnalysis:
-    """Search one matrix over its `alive` columns; members come back in the matrix's column numbers."""
+    """Search one matrix over its kept columns; members come back in the matrix's column numbers."""
     stats = copula_covariance(
-        values[:, alive],
+        values[:, neurons.kept],
         y=target,
         target_kind=args.target_kind,
         bias_correct=not args.no_bias_correct,
@@ -780,12 +790,11 @@ def analyze_matrix(
         stats,
         sizes=args.sizes,
         strategy=args.strategy,
-        index_map=alive.tolist(),
+        index_map=neurons.kept.tolist(),
         seed=args.seed,
         **dict(args.option),
     )
-    dead = sorted(set(range(values.shape[1])) - set(alive.tolist()))
-    return LayerAnalysis(name, result, int(values.shape[1]), dead)
+    return LayerAnalysis(name, result, int(values.shape[1]), neurons.dead, neurons.duplicates)
 
 
 def _members(members: Sequence[int]) -> str:
@@ -808,8 +817,10 @@ def bias_note(bias_correct: bool) -> str:
 def format_analysis(analysis: LayerAnalysis, what: str) -> str:
     """A printable table of one matrix's result: per size, synergy and redundancy with members."""
     result = analysis.result
-    dead = analysis.dead
+    dead, duplicates = analysis.dead, analysis.duplicates
     left_out = f", {len(dead)} constant left out ({_members(dead)})" if dead else ""
+    if duplicates:
+        left_out += f", {len(duplicates)} duplicated left out ({_members(duplicates)})"
     rows = [
         (str(k), *_cells(result.synergy[k]), *_cells(result.redundancy[k]))
         for k in sorted(result.synergy)

@@ -60,6 +60,7 @@ from oinfo_monitor.baselines import mi_mixture, mi_model
 from oinfo_monitor.capture import probe_context, resolve_layers, unwrap_model
 from oinfo_monitor.records import read_records
 from oinfo_monitor.search import SearchResult
+from oinfo_monitor.validation import distinct_neurons
 
 __all__ = [
     "BeforeStep",
@@ -232,7 +233,7 @@ def top_mi(
     values = torch.as_tensor(activations).detach().double().cpu()
     if values.ndim != 2:
         raise ValueError(f"activations must be [samples, neurons], got {tuple(values.shape)}")
-    alive = torch.nonzero((values != values[:1]).any(0))[:, 0]
+    alive = distinct_neurons(values).alive
     if not 0 < k <= alive.numel():
         raise ValueError(
             f"k must lie in 1..{alive.numel()} (the non-constant neurons of {values.shape[1]}), got {k}"

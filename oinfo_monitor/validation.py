@@ -103,6 +103,12 @@ class NeuronFilter:
     dead: list[int]
     duplicates: list[int]
 
+    @property
+    def alive(self) -> Tensor:
+        """Indices of every non-constant column, duplicates included (ascending)."""
+        extra = torch.tensor(self.duplicates, dtype=torch.long, device=self.kept.device)
+        return torch.sort(torch.cat([self.kept, extra])).values
+
 
 def distinct_neurons(values: Tensor) -> NeuronFilter:
     """Split the columns of `values` into kept, dead (constant) and duplicated neurons.

@@ -30,7 +30,7 @@ from bench_oinfo import stable_ranks
 from scipy import special, stats
 
 from oinfo_monitor import copnorm
-from oinfo_monitor.gaussian import TIE_POLICIES
+from oinfo_monitor.estimators import TIE_POLICIES
 
 
 def parse_args() -> argparse.Namespace:

@@ -110,8 +110,8 @@ def prepare_ours(x: np.ndarray, labels: np.ndarray, mode: str) -> Callable[[], P
     The continuous-target mode uses ties="stable" so that the tied labels rank as in HOI and THOI;
     the other modes use the library defaults (x has no ties, so the policy does not matter there).
     """
-    from oinfo_monitor.measures import copula_covariance
-    from oinfo_monitor.multiplets import combinations
+    from oinfo_monitor.estimators import copula_covariance
+    from oinfo_monitor.estimators.multiplets import combinations
 
     data = torch.from_numpy(x)
     target, kind, ties = None, "auto", "random"

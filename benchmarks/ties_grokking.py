@@ -67,7 +67,7 @@ from matplotlib.transforms import blended_transform_factory
 from torch import Tensor, nn
 
 from oinfo_monitor.capture import capture_activations
-from oinfo_monitor.gaussian import TIE_POLICIES, copnorm
+from oinfo_monitor.estimators import TIE_POLICIES, copnorm, copula_covariance
 from oinfo_monitor.grokking import (
     GrokkingConfig,
     StepMetrics,
@@ -78,7 +78,6 @@ from oinfo_monitor.grokking import (
     memorisation_step,
     train_grokking,
 )
-from oinfo_monitor.measures import copula_covariance
 from oinfo_monitor.phases import detect_phases
 from oinfo_monitor.search import SearchResult, search_covariance
 

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.gaussian import TIE_POLICIES
+from oinfo_monitor.estimators import TIE_POLICIES
 from oinfo_monitor.grokking import (
     GrokkingConfig,
     GrokkingLog,

@@ -8,9 +8,20 @@ All information values are in bits. The public API:
 - monitoring: `OInfoMonitor`, `Evaluation`, `PhaseTracker`.
 """
 
-from oinfo_monitor.baselines import mi_mixture, mi_model
-from oinfo_monitor.gaussian import copnorm, covariance, entropy_bias, gaussian_entropy
-from oinfo_monitor.measures import CopulaCovariance, copula_covariance, dtc, oinfo, sinfo, tc
+from oinfo_monitor.estimators import (
+    CopulaCovariance,
+    copnorm,
+    copula_covariance,
+    covariance,
+    dtc,
+    entropy_bias,
+    gaussian_entropy,
+    mi_mixture,
+    mi_model,
+    oinfo,
+    sinfo,
+    tc,
+)
 from oinfo_monitor.monitor import Evaluation, OInfoMonitor, OInfoMonitorWarning
 from oinfo_monitor.phases import Phase, PhaseTracker
 from oinfo_monitor.search import Multiplet, SearchResult, search, search_covariance

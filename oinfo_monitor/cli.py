@@ -40,13 +40,17 @@ from torch import Tensor, nn
 
 import oinfo_monitor
 from oinfo_monitor.capture import capture_activations, materialize_probe, resolve_layers
+from oinfo_monitor.estimators import TIE_POLICIES, copula_covariance
+from oinfo_monitor.estimators.validation import (
+    NeuronFilter,
+    as_tensor,
+    check_samples,
+    distinct_neurons,
+)
 from oinfo_monitor.figures import REDUNDANCY_COLOR, SYNERGY_COLOR, SizeTable, size_bars, size_table
-from oinfo_monitor.gaussian import TIE_POLICIES
-from oinfo_monitor.measures import copula_covariance
 from oinfo_monitor.progress import ProgressBar
 from oinfo_monitor.records import headline, read_records
 from oinfo_monitor.search import STRATEGIES, Multiplet, SearchResult, search_covariance
-from oinfo_monitor.validation import NeuronFilter, as_tensor, check_samples, distinct_neurons
 
 PROG = "oinfo-monitor"
 """The command's name, used in its help and error messages."""

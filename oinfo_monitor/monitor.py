@@ -51,15 +51,19 @@ from oinfo_monitor.capture import (
     resolve_layers,
     unwrap_model,
 )
+from oinfo_monitor.estimators import (
+    SAMPLES_PER_VARIABLE,
+    TiePolicy,
+    copula_covariance,
+    distinct_neurons,
+    supported_size,
+)
 from oinfo_monitor.figures import size_bars, size_table
-from oinfo_monitor.gaussian import TiePolicy
-from oinfo_monitor.measures import SAMPLES_PER_VARIABLE, copula_covariance, supported_size
 from oinfo_monitor.phases import PhaseChange
 from oinfo_monitor.records import headline, read_records, records_from_result, write_records
 from oinfo_monitor.search import SearchResult, check_search, search_covariance
 from oinfo_monitor.settings import Forward, MonitorSettings, Schedule, as_step, is_due
 from oinfo_monitor.sinks import TensorBoardSink
-from oinfo_monitor.validation import distinct_neurons
 
 HISTORY_FILE = "oinfo_history.jsonl"
 """Name of the history file the monitor writes in its log directory."""

@@ -54,20 +54,16 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from torch import Tensor
 
-from oinfo_monitor.gaussian import LN2, TiePolicy, entropy_bias, one_cpu_thread
-from oinfo_monitor.measures import (
-    SAMPLES_PER_VARIABLE,
-    CopulaCovariance,
-    EntropyTerms,
-    copula_covariance,
-)
-from oinfo_monitor.multiplets import iter_combinations
-from oinfo_monitor.validation import TargetKind
+from oinfo_monitor.estimators.copula import TiePolicy
+from oinfo_monitor.estimators.entropy import SAMPLES_PER_VARIABLE, entropy_bits
+from oinfo_monitor.estimators.logdets import one_cpu_thread
+from oinfo_monitor.estimators.multiplets import iter_combinations
+from oinfo_monitor.estimators.state import CopulaCovariance, EntropyTerms, copula_covariance
+from oinfo_monitor.estimators.validation import TargetKind
 
 STRATEGIES: tuple[str, ...] = ("auto", "exhaustive", "greedy", "clusters", "anneal")
 DIRECTIONS: tuple[str, ...] = ("synergy", "redundancy")
 
-_LOG_2PIE = math.log(2 * math.pi * math.e)
 # Sign turning each direction into a minimisation: synergy minimises Ω, redundancy maximises it.
 _SIGNS = {"synergy": 1.0, "redundancy": -1.0}
 # Rows per chunk of an exhaustive enumeration.
@@ -425,22 +421,6 @@ def _check_index_map(index_map: Sequence[int] | None, n: int) -> list[int] | Non
 # Scoring: direct (one block per multiplet) and incremental (every one-neuron extension at once).
 
 
-def _entropy_bits(
-    logdet: Tensor, dims: int, count: int, samples: int, bias_correct: bool
-) -> Tensor:
-    """Sum of `count` Gaussian entropies (bits) of `dims` variables from the sum of their log-dets."""
-    nats = 0.5 * (count * dims * _LOG_2PIE + logdet)
-    if bias_correct:
-        nats = nats - count * _bias(dims, samples)
-    return nats / LN2
-
-
-@functools.lru_cache(maxsize=1024)
-def _bias(dims: int, samples: int) -> float:
-    """`entropy_bias` as a float, cached: growth steps ask for the same few values many times."""
-    return float(entropy_bias(dims, samples))
-
-
 _LogDets = tuple[Tensor, Tensor]
 """Joint log-determinants and summed leave-one-out log-determinants of a batch of blocks."""
 
@@ -462,7 +442,7 @@ class _Scorer:
         """Single-variable entropies (bits) of every column of the covariance."""
         stats = self.stats
         log_variances = torch.log(torch.diagonal(stats.cov))
-        return _entropy_bits(log_variances, 1, 1, stats.n_samples, stats.bias_correct)
+        return entropy_bits(log_variances, 1, 1, stats.n_samples, stats.bias_correct)
 
     def score(self, members: Tensor) -> Tensor:
         """Ω (bits) of the multiplets `members` [M, k], exactly as `CopulaCovariance.oinfo`."""
@@ -490,13 +470,13 @@ class _Scorer:
         """
         stats, correct = self.stats, self.stats.bias_correct
         dims = size + (stats.target == "continuous")
-        joint = _entropy_bits(logdets[0], dims, 1, stats.n_samples, correct)
+        joint = entropy_bits(logdets[0], dims, 1, stats.n_samples, correct)
         if within is None:
-            loo = _entropy_bits(logdets[1], dims - 1, dims, stats.n_samples, correct)
+            loo = entropy_bits(logdets[1], dims - 1, dims, stats.n_samples, correct)
             return EntropyTerms(joint, single_sum, loo, dims)
         samples = stats.n_samples - stats.n_classes + 1
-        cond_joint = _entropy_bits(within[0], size, 1, samples, correct)
-        cond_loo = _entropy_bits(within[1], size - 1, size, samples, correct)
+        cond_joint = entropy_bits(within[0], size, 1, samples, correct)
+        cond_loo = entropy_bits(within[1], size - 1, size, samples, correct)
         return EntropyTerms(cond_joint, single_sum, cond_loo + joint, size + 1)
 
     def with_target(self, members: Tensor) -> Tensor:

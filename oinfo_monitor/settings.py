@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from oinfo_monitor.capture import CaptureSpec
-from oinfo_monitor.gaussian import TIE_POLICIES, TiePolicy
+from oinfo_monitor.estimators import TIE_POLICIES, TiePolicy
 from oinfo_monitor.phases import PhaseTracker
 from oinfo_monitor.search import check_search
 

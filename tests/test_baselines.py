@@ -1,4 +1,4 @@
-"""Tests for oinfo_monitor.baselines: single-neuron Gaussian-copula MI with discrete labels, in bits."""
+"""Tests for oinfo_monitor.estimators.baselines: single-neuron Gaussian-copula MI with discrete labels, in bits."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from reference import (
     two_class_mixture_mi,
 )
 
-from oinfo_monitor.baselines import mi_mixture, mi_model
+from oinfo_monitor.estimators.baselines import mi_mixture, mi_model
 
 ESTIMATORS = {"model": mi_model, "mixture": mi_mixture}
 

@@ -271,11 +271,12 @@ def test_site_loads_nothing_from_the_network(built_site: Path) -> None:
     assert not offenders, offenders
 
 
-def test_api_reference_shows_runtime_docstrings(built_site: Path) -> None:
-    """`oinfo`, built at import time, is documented as a function with its docstring."""
+def test_api_reference_documents_the_measures(built_site: Path) -> None:
+    """`oinfo` is documented as a function with its docstring and its example."""
     html = (built_site / "api" / "index.html").read_text(encoding="utf-8")
-    assert 'id="oinfo_monitor.measures.oinfo"' in html
+    assert 'id="oinfo_monitor.estimators.measures.oinfo"' in html
     assert "O-information Ω in bits of each multiplet" in html
+    assert "xor_like" in html
 
 
 # --- the screenshot script ----------------------------------------------------------------------

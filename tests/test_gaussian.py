@@ -20,15 +20,16 @@ from reference import (
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from oinfo_monitor.gaussian import (
+from oinfo_monitor.estimators import (
     TIE_POLICIES,
-    block_logdets,
     copnorm,
     covariance,
     entropy_bias,
     gaussian_entropy,
+    oinfo,
+    tc,
 )
-from oinfo_monitor.measures import oinfo, tc
+from oinfo_monitor.estimators.logdets import block_logdets
 
 POLICIES = ("random", "stable", "average")
 

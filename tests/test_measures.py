@@ -20,7 +20,7 @@ from reference import (
     reference_measures,
 )
 
-from oinfo_monitor.measures import (
+from oinfo_monitor.estimators import (
     CopulaCovariance,
     copula_covariance,
     dtc,

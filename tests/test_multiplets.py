@@ -1,4 +1,4 @@
-"""Tests for oinfo_monitor.multiplets: enumeration in colex order, chunking, parsing and index validation."""
+"""Tests for oinfo_monitor.estimators.multiplets: enumeration in colex order, chunking, parsing and index validation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from reference import colex
 
-from oinfo_monitor.measures import oinfo
-from oinfo_monitor.multiplets import (
+from oinfo_monitor.estimators import oinfo
+from oinfo_monitor.estimators.multiplets import (
     combinations,
     iter_combinations,
     n_combinations,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from oinfo_monitor.measures import CopulaCovariance, copula_covariance
+from oinfo_monitor.estimators import CopulaCovariance, copula_covariance
 from oinfo_monitor.search import (
     STRATEGIES,
     Multiplet,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from oinfo_monitor.validation import as_tensor
+from oinfo_monitor.estimators.validation import as_tensor
 
 MultipletsLike = Any
 """A `[M, k]` integer tensor/array, a sequence of index tuples (sizes may differ), or None."""

@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from oinfo_monitor.gaussian import LN2, TiePolicy, _copnorm_checked, class_means, entropy_bias
-from oinfo_monitor.validation import check_samples, check_target
+from oinfo_monitor.estimators.copula import TiePolicy, copnorm_checked
+from oinfo_monitor.estimators.covariance import class_means
+from oinfo_monitor.estimators.entropy import LN2, TWO_PI_E, entropy_bias
+from oinfo_monitor.estimators.validation import check_samples, check_target
 
 _QUADRATURE_POINTS = 4001
 _NEURON_CHUNK = 64
@@ -51,7 +53,7 @@ def mi_model(
     """
     data = check_samples(x)
     labels, _ = check_target(y, data.shape[0], "discrete")
-    z = _copnorm_checked(data, ties, seed)
+    z = copnorm_checked(data, ties, seed)
     weights, counts, _, variances = _class_moments(z, labels.to(z.device))
     pooled = 0.5 * torch.log(z.var(0))
     conditional = 0.5 * (weights[:, None] * torch.log(variances)).sum(0)
@@ -77,7 +79,7 @@ def mi_mixture(x: Any, y: Any) -> Tensor:
             for cols in torch.arange(means.shape[1], device=means.device).split(_NEURON_CHUNK)
         ]
     )
-    conditional = (weights[:, None] * 0.5 * torch.log(2 * math.pi * math.e * variances)).sum(0)
+    conditional = (weights[:, None] * 0.5 * torch.log(TWO_PI_E * variances)).sum(0)
     return (entropy - conditional) / LN2
 
 

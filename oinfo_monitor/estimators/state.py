@@ -1,52 +1,26 @@
-"""Higher-order information measures (O-information, S-information, TC, DTC) under the Gaussian copula.
+"""The one state object every measure is computed from: a data set's copula covariance(s).
 
-One copula covariance is computed per data set (`CopulaCovariance`); every multiplet is then scored
-from sub-blocks of it, so the samples are never touched again. All values are in **bits**.
-
-For a set of n variables Z with entropy H (Rosas et al. 2019):
-
-- TC  = Σ_j H(Z_j) − H(Z)
-- DTC = H(Z) − Σ_j [H(Z) − H(Z∖Z_j)]
-- Ω   = TC − DTC = (n−2) H(Z) + Σ_j [H(Z_j) − H(Z∖Z_j)]   (> 0 redundancy, < 0 synergy)
-- Σ   = TC + DTC = −n H(Z) + Σ_j [H(Z_j) + H(Z∖Z_j)]
-
-A target y joins every multiplet as one more variable (task-related O-information). A continuous
-y is copula-transformed like a neuron. A discrete y (integer labels) is not ranked, because ranking
-labels is arbitrary tie-breaking: it is one-hot coded and the neurons and indicators are modelled as
-jointly Gaussian. Then H(set ∪ y) = H(y) + H(set | y), where H(set | y) is the Gaussian entropy of the
-pooled within-class covariance (the residual of regressing the neurons on the class indicators, with
-T − C degrees of freedom); H(y) cancels exactly in all four measures, so the labels' own entropy is
-never estimated. This costs one extra covariance, whatever the number of classes.
+`copula_covariance` reads the samples once; `CopulaCovariance` then scores any multiplet from
+sub-blocks of its covariance. A target y joins every multiplet as one more variable (see
+`estimators.measures` for the formulas and the discrete-target model).
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from oinfo_monitor.gaussian import (
-    LN2,
-    TiePolicy,
-    _copnorm_checked,
-    block_logdets,
-    class_means,
-    covariance,
-    entropy_bias,
-    one_cpu_thread,
-)
-from oinfo_monitor.multiplets import MultipletsLike, parse_multiplets
-from oinfo_monitor.validation import TargetKind, check_samples, check_target
+from oinfo_monitor.estimators.copula import TiePolicy, copnorm_checked
+from oinfo_monitor.estimators.covariance import covariance, within_class_covariance
+from oinfo_monitor.estimators.entropy import entropy_bits, supported_size
+from oinfo_monitor.estimators.logdets import block_logdets, one_cpu_thread
+from oinfo_monitor.estimators.multiplets import MultipletsLike, parse_multiplets
+from oinfo_monitor.estimators.validation import TargetKind, check_samples, check_target
 
 Measure = Literal["oinfo", "sinfo", "tc", "dtc"]
-_LOG_2PIE = math.log(2 * math.pi * math.e)
-
-SAMPLES_PER_VARIABLE = 5
-"""Samples per variable below which default multiplet sizes stop (see `CopulaCovariance.supported_size`)."""
 
 
 @dataclass(frozen=True)
@@ -118,14 +92,12 @@ class CopulaCovariance:
         entropies of blocks of `cov`."""
         size = members.shape[1]
         logdet, loo, log_variances = block_logdets(cov, members, leave_one_out=leave_one_out)
-        joint = 0.5 * (size * _LOG_2PIE + logdet)
-        loo = 0.5 * (size * (size - 1) * _LOG_2PIE + loo)
-        singles = 0.5 * (size * _LOG_2PIE + log_variances)
-        if self.bias_correct:
-            joint -= _bias(size, samples)
-            loo -= size * _bias(size - 1, samples)
-            singles -= size * _bias(1, samples)
-        return joint / LN2, loo / LN2, singles / LN2
+        bias = self.bias_correct
+        return (
+            entropy_bits(logdet, size, 1, samples, bias),
+            entropy_bits(loo, size - 1, size, samples, bias),
+            entropy_bits(log_variances, 1, size, samples, bias),
+        )
 
     def supported_size(self) -> int:
         """Largest multiplet (in neurons) whose Ω the samples estimate reliably.
@@ -180,27 +152,6 @@ class CopulaCovariance:
         return self.measure("dtc", multiplets)
 
 
-@functools.lru_cache(maxsize=256)
-def _bias(dims: int, samples: int) -> float:
-    """`entropy_bias` as a float, cached: every chunk of multiplets of one size needs the same few."""
-    return float(entropy_bias(dims, samples))
-
-
-def supported_size(
-    samples: int, target: Literal["none", "continuous", "discrete"] = "none", classes: int = 0
-) -> int:
-    """Largest multiplet (neurons) that `samples` support: `SAMPLES_PER_VARIABLE` per variable.
-
-    A continuous target counts as one more variable; a discrete target's `classes` use up one
-    sample each (see `CopulaCovariance.supported_size`).
-
-    Examples:
-        >>> supported_size(100), supported_size(100, "continuous"), supported_size(100, "discrete", 10)
-        (20, 19, 18)
-    """
-    return (samples - classes) // SAMPLES_PER_VARIABLE - (target == "continuous")
-
-
 def copula_covariance(
     x: Any,
     *,
@@ -219,16 +170,16 @@ def copula_covariance(
     """
     data = check_samples(x)
     samples, variables = data.shape
-    z = _copnorm_checked(data, ties, seed)
+    z = copnorm_checked(data, ties, seed)
     kind: Literal["none", "continuous", "discrete"] = "none"
     within_cov, n_classes = None, 0
     if y is not None:
         target, kind = check_target(y, samples, target_kind)
         target = target.to(z.device)
         if kind == "continuous":
-            z = torch.cat([z, _copnorm_checked(target[:, None], ties, seed + 1)], dim=1)
+            z = torch.cat([z, copnorm_checked(target[:, None], ties, seed + 1)], dim=1)
         else:
-            within_cov, n_classes = _within_class_covariance(z, target)
+            within_cov, n_classes = within_class_covariance(z, target)
     return CopulaCovariance(
         cov=covariance(z),
         n_samples=samples,
@@ -240,71 +191,3 @@ def copula_covariance(
         ties=ties,
         seed=seed,
     )
-
-
-def _within_class_covariance(z: Tensor, labels: Tensor) -> tuple[Tensor, int]:
-    """Pooled within-class covariance (T − C normalised) of the copula-transformed neurons."""
-    classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    if classes.numel() < 2:
-        raise ValueError("y has a single class: a constant target carries no information")
-    means = class_means(z, inverse, counts)
-    residual = z - means[inverse]
-    dof = z.shape[0] - classes.numel()
-    return residual.T @ residual / dof, int(classes.numel())
-
-
-class MeasureFunction(Protocol):
-    """Signature shared by `oinfo`, `sinfo`, `tc` and `dtc`."""
-
-    def __call__(
-        self,
-        x: Any,
-        multiplets: MultipletsLike = None,
-        *,
-        y: Any = None,
-        bias_correct: bool = True,
-        ties: TiePolicy = "random",
-        seed: int = 0,
-        target_kind: TargetKind = "auto",
-    ) -> Tensor:
-        """Score `multiplets` of the columns of `x`; see `oinfo` for the arguments."""
-        ...
-
-
-def _functional(measure: Measure, doc: str) -> MeasureFunction:
-    """Build the one-call form of a measure: one copula covariance, then every multiplet scored."""
-
-    def function(
-        x: Any,
-        multiplets: MultipletsLike = None,
-        *,
-        y: Any = None,
-        bias_correct: bool = True,
-        ties: TiePolicy = "random",
-        seed: int = 0,
-        target_kind: TargetKind = "auto",
-    ) -> Tensor:
-        stats = copula_covariance(
-            x, y=y, target_kind=target_kind, bias_correct=bias_correct, ties=ties, seed=seed
-        )
-        return stats.measure(measure, multiplets)
-
-    function.__name__ = function.__qualname__ = measure
-    function.__doc__ = doc
-    return function
-
-
-oinfo = _functional(
-    "oinfo",
-    """O-information Ω in bits of each multiplet of the columns of `x` [samples, variables].
-
-    `multiplets` is a `[M, k]` integer array, a list of index tuples (sizes may differ) or None for
-    all variables; returns float64 [M] on x's device. Ω > 0: redundancy-dominated; Ω < 0:
-    synergy-dominated. `y` (continuous, or integer labels) joins every multiplet as one more
-    variable; `target_kind` overrides the dtype rule. `bias_correct` subtracts the Gaussian
-    small-sample entropy bias; `ties`/`seed` set the copula's tie policy (see `copnorm`).
-    """,
-)
-sinfo = _functional("sinfo", "S-information Σ = TC + DTC in bits of each multiplet; as `oinfo`.")
-tc = _functional("tc", "Total correlation in bits of each multiplet; arguments as in `oinfo`.")
-dtc = _functional("dtc", "Dual total correlation in bits of each multiplet; as in `oinfo`.")

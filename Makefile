@@ -26,9 +26,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest
 
-# The documentation site (docs/mkdocs.yml -> site/), strict: a broken link or reference fails it.
+# The documentation site (mkdocs.yml: docs/ -> site/), strict: a broken link or reference fails it.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -f docs/mkdocs.yml
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 test: lint typecheck docs unit
 

@@ -66,7 +66,6 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 from torch import Tensor, nn
 
-from oinfo_monitor.capture import capture_activations
 from oinfo_monitor.estimators import TIE_POLICIES, copnorm, copula_covariance
 from oinfo_monitor.grokking import (
     GrokkingConfig,
@@ -78,7 +77,8 @@ from oinfo_monitor.grokking import (
     memorisation_step,
     train_grokking,
 )
-from oinfo_monitor.phases import detect_phases
+from oinfo_monitor.monitor.capture import capture_activations
+from oinfo_monitor.monitor.phases import detect_phases
 from oinfo_monitor.search import SearchResult, search_covariance
 
 LAYER = "hidden"  # GrokkingMLP's Linear(194 -> 250); "post" reads it after its ReLU

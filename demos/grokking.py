@@ -47,9 +47,9 @@ from oinfo_monitor.grokking import (
     memorisation_step,
     train_grokking,
 )
-from oinfo_monitor.monitor import OInfoMonitor
+from oinfo_monitor.monitor.monitor import OInfoMonitor
+from oinfo_monitor.monitor.records import headline
 from oinfo_monitor.progress import ProgressBar
-from oinfo_monitor.records import headline
 from oinfo_monitor.search import STRATEGIES
 
 LAYER = "hidden"  # the monitored layer of GrokkingMLP: Linear(2p -> hidden), read after its ReLU

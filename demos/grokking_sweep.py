@@ -41,7 +41,7 @@ import grokking as demo  # demos/grokking.py: this script's folder is first on s
 from matplotlib.figure import Figure
 
 from oinfo_monitor.grokking import GrokkingLog, grokking_step
-from oinfo_monitor.phases import detect_phases
+from oinfo_monitor.monitor.phases import detect_phases
 
 SETTINGS: dict[str, list[str]] = {
     "wd0.1": ["--weight-decay", "0.1"],

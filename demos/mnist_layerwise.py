@@ -45,10 +45,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.capture import capture_activations, probe_context, resolve_layers
 from oinfo_monitor.data import mnist
-from oinfo_monitor.figures import size_bars, size_table
-from oinfo_monitor.monitor import Evaluation, OInfoMonitor
+from oinfo_monitor.monitor.capture import capture_activations, probe_context, resolve_layers
+from oinfo_monitor.monitor.figures import size_bars, size_table
+from oinfo_monitor.monitor.monitor import Evaluation, OInfoMonitor
 from oinfo_monitor.progress import ProgressBar
 from oinfo_monitor.retrain import (
     RetrainResult,

@@ -36,11 +36,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from oinfo_monitor.capture import capture_activations, resolve_layers
 from oinfo_monitor.data import mnist
 from oinfo_monitor.grokking import GrokkingConfig, build_model, grokking_data, train_grokking
-from oinfo_monitor.monitor import OInfoMonitor
-from oinfo_monitor.records import read_records
+from oinfo_monitor.monitor.capture import capture_activations, resolve_layers
+from oinfo_monitor.monitor.monitor import OInfoMonitor
+from oinfo_monitor.monitor.records import read_records
 from oinfo_monitor.retrain import (
     BeforeStep,
     RetrainResult,

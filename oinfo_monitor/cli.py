@@ -39,7 +39,6 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 
 import oinfo_monitor
-from oinfo_monitor.capture import capture_activations, materialize_probe, resolve_layers
 from oinfo_monitor.estimators import TIE_POLICIES, copula_covariance
 from oinfo_monitor.estimators.validation import (
     NeuronFilter,
@@ -47,9 +46,16 @@ from oinfo_monitor.estimators.validation import (
     check_samples,
     distinct_neurons,
 )
-from oinfo_monitor.figures import REDUNDANCY_COLOR, SYNERGY_COLOR, SizeTable, size_bars, size_table
+from oinfo_monitor.monitor.capture import capture_activations, materialize_probe, resolve_layers
+from oinfo_monitor.monitor.figures import (
+    REDUNDANCY_COLOR,
+    SYNERGY_COLOR,
+    SizeTable,
+    size_bars,
+    size_table,
+)
+from oinfo_monitor.monitor.records import headline, read_records
 from oinfo_monitor.progress import ProgressBar
-from oinfo_monitor.records import headline, read_records
 from oinfo_monitor.search import STRATEGIES, Multiplet, SearchResult, search_covariance
 
 PROG = "oinfo-monitor"

@@ -56,10 +56,10 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from oinfo_monitor.capture import probe_context, resolve_layers, unwrap_model
 from oinfo_monitor.estimators.baselines import mi_mixture, mi_model
 from oinfo_monitor.estimators.validation import distinct_neurons
-from oinfo_monitor.records import read_records
+from oinfo_monitor.monitor.capture import probe_context, resolve_layers, unwrap_model
+from oinfo_monitor.monitor.records import read_records
 from oinfo_monitor.search import SearchResult
 
 __all__ = [

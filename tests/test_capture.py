@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from oinfo_monitor.capture import (
+from oinfo_monitor.monitor.capture import (
     CaptureSpec,
     capture_activations,
     materialize_probe,

@@ -30,15 +30,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = DOCS / "pages"
-CONFIG = DOCS / "mkdocs.yml"
+PAGES = DOCS
+CONFIG = ROOT / "mkdocs.yml"
 
 MODULES = (
     "oinfo_monitor",
     "oinfo_monitor.integrations.lightning",
     "oinfo_monitor.data",
     "oinfo_monitor.retrain",
-    "oinfo_monitor.phases",
+    "oinfo_monitor.monitor.phases",
     "oinfo_monitor.search",
     "oinfo_monitor.cli",
 )

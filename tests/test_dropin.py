@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from oinfo_monitor import OInfoMonitor, OInfoMonitorWarning
-from oinfo_monitor.records import TornRecordWarning, read_records
+from oinfo_monitor.monitor.records import TornRecordWarning, read_records
 from oinfo_monitor.retrain import masked
 
 SEARCH: dict[str, Any] = {"strategy": "exhaustive", "sizes": [3, 4]}

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from oinfo_monitor import OInfoMonitor
-from oinfo_monitor.records import read_records
+from oinfo_monitor.monitor.records import read_records
 
 SEARCH = {"strategy": "exhaustive", "sizes": [3, 4]}
 

@@ -13,7 +13,7 @@ from torch import nn
 lightning = pytest.importorskip("lightning.pytorch")
 
 from oinfo_monitor.integrations.lightning import OInfoCallback  # noqa: E402
-from oinfo_monitor.records import read_records  # noqa: E402
+from oinfo_monitor.monitor.records import read_records  # noqa: E402
 
 SEARCH: dict[str, Any] = {"strategy": "exhaustive", "sizes": [3, 4]}
 

@@ -13,8 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from oinfo_monitor import OInfoMonitor, OInfoMonitorWarning
-from oinfo_monitor.records import read_records
-from oinfo_monitor.sinks import custom_layout, layer_tag, size_tag
+from oinfo_monitor.monitor.records import read_records
+from oinfo_monitor.monitor.sinks import custom_layout, layer_tag, size_tag
 
 SEARCH = {"strategy": "exhaustive", "sizes": [3, 4]}
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from oinfo_monitor.phases import Phase, PhaseChange, PhaseTracker, detect_phases
+from oinfo_monitor.monitor.phases import Phase, PhaseChange, PhaseTracker, detect_phases
 
 STEP = 100  # training steps between evaluations
 RISE_START, TRUE_PEAK = 40, 70  # evaluation indices of the synthetic curve's landmarks

@@ -5,7 +5,7 @@ point is served), waits until it serves the runs' synergy curves, photographs tw
 headless Chromium and stops TensorBoard again (by the PID of the process it started):
 
 - the custom-scalars dashboard (``#custom_scalars``): per layer, synergy with redundancy, and every
-  layer's synergy and redundancy, as laid out by `oinfo_monitor.sinks.custom_layout`;
+  layer's synergy and redundancy, as laid out by `oinfo_monitor.monitor.sinks.custom_layout`;
 - the scalars dashboard filtered to the synergy tags (``#scalars&tagFilter=...``; by default the
   headline tags ``oinfo/<layer>/synergy`` and ``oinfo/<layer>/synergy_size``).
 

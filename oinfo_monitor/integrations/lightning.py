@@ -21,8 +21,8 @@ try:
 except ImportError:  # the standalone distribution
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
-from oinfo_monitor.monitor import OInfoMonitor, check_monitor_options
-from oinfo_monitor.settings import Schedule
+from oinfo_monitor.monitor.monitor import OInfoMonitor, check_monitor_options
+from oinfo_monitor.monitor.options import Schedule
 
 
 class OInfoCallback(pl.Callback):

@@ -14,7 +14,7 @@ estimates one Gaussian-copula covariance per layer and searches it for the most 
 training: the probe runs in eval mode without gradients, and the model's mode flags, grad mode
 and RNG states are restored; any failure becomes a warning and a skipped evaluation.
 
-Rules that keep any training loop safe (see docs/pages/monitor.md):
+Rules that keep any training loop safe (see docs/monitor.md):
 
 - **Steps.** Any integer-like step is accepted (int, numpy integer, integral float, one-element
   tensor). Each distinct step is evaluated at most once, and only steps beyond the last one
@@ -43,14 +43,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.capture import (
-    LayerSelector,
-    capture_activations,
-    materialize_probe,
-    rank_bound,
-    resolve_layers,
-    unwrap_model,
-)
 from oinfo_monitor.estimators import (
     SAMPLES_PER_VARIABLE,
     TiePolicy,
@@ -58,12 +50,20 @@ from oinfo_monitor.estimators import (
     distinct_neurons,
     supported_size,
 )
-from oinfo_monitor.figures import size_bars, size_table
-from oinfo_monitor.phases import PhaseChange
-from oinfo_monitor.records import headline, read_records, records_from_result, write_records
+from oinfo_monitor.monitor.capture import (
+    LayerSelector,
+    capture_activations,
+    materialize_probe,
+    rank_bound,
+    resolve_layers,
+    unwrap_model,
+)
+from oinfo_monitor.monitor.figures import size_bars, size_table
+from oinfo_monitor.monitor.options import Forward, MonitorSettings, Schedule, as_step, is_due
+from oinfo_monitor.monitor.phases import PhaseChange
+from oinfo_monitor.monitor.records import headline, read_records, records_from_result, write_records
+from oinfo_monitor.monitor.sinks import TensorBoardSink
 from oinfo_monitor.search import SearchResult, check_search, search_covariance
-from oinfo_monitor.settings import Forward, MonitorSettings, Schedule, as_step, is_due
-from oinfo_monitor.sinks import TensorBoardSink
 
 HISTORY_FILE = "oinfo_history.jsonl"
 """Name of the history file the monitor writes in its log directory."""

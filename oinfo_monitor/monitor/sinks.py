@@ -23,7 +23,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.records import headline
+from oinfo_monitor.monitor.records import headline
 
 
 def layer_tag(layer: str, name: str) -> str:

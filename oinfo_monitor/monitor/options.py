@@ -16,9 +16,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from oinfo_monitor.capture import CaptureSpec
 from oinfo_monitor.estimators import TIE_POLICIES, TiePolicy
-from oinfo_monitor.phases import PhaseTracker
+from oinfo_monitor.monitor.capture import CaptureSpec
+from oinfo_monitor.monitor.phases import PhaseTracker
 from oinfo_monitor.search import check_search
 
 Schedule = int | Iterable[int] | Callable[[int], bool]

@@ -22,7 +22,7 @@ from oinfo_monitor.estimators import (
     sinfo,
     tc,
 )
-from oinfo_monitor.monitor.monitor import Evaluation, OInfoMonitor, OInfoMonitorWarning
+from oinfo_monitor.monitor import Evaluation, OInfoMonitor, OInfoMonitorWarning
 from oinfo_monitor.monitor.phases import Phase, PhaseTracker
 from oinfo_monitor.search import Multiplet, SearchResult, search, search_covariance
 

@@ -293,7 +293,7 @@ def test_context_manager_closes_its_writer(tmp_path: Path) -> None:
     x, _ = make_data()
     with OInfoMonitor(Net(), probe=x[:100], every=1, logdir=tmp_path, **SEARCH) as monitor:
         monitor.step(0)
-    assert monitor.sink is None
+    assert monitor.sinks == []
     monitor.close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -21,8 +21,9 @@ try:
 except ImportError:  # the standalone distribution
     import pytorch_lightning as pl  # type: ignore[no-redef]
 
-from oinfo_monitor.monitor.monitor import OInfoMonitor, check_monitor_options
-from oinfo_monitor.monitor.options import Schedule
+from oinfo_monitor.monitor.monitor import OInfoMonitor
+from oinfo_monitor.monitor.options import check_monitor_options
+from oinfo_monitor.monitor.steps import Schedule
 
 
 class OInfoCallback(pl.Callback):

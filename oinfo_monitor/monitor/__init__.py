@@ -7,13 +7,9 @@ history records and their file; `sinks` writes them (TensorBoard owns every tag)
 them; `phases` tracks feature learning → emergence → decoupling on the curves.
 """
 
-from oinfo_monitor.monitor.monitor import (
-    HISTORY_FILE,
-    Evaluation,
-    OInfoMonitor,
-    OInfoMonitorWarning,
-    check_monitor_options,
-)
+from oinfo_monitor.monitor.monitor import HISTORY_FILE, OInfoMonitor
+from oinfo_monitor.monitor.options import OInfoMonitorWarning, check_monitor_options
+from oinfo_monitor.monitor.records import Evaluation
 
 __all__ = [
     "HISTORY_FILE",

@@ -25,16 +25,23 @@ the option that fixes it, never measured over the wrong axis.
 from __future__ import annotations
 
 import contextlib
-import difflib
-import math
-import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+
+from oinfo_monitor.monitor.context import probe_context
+from oinfo_monitor.monitor.layers import (
+    CONV_TYPES,
+    LayerSelector,
+    module_sample_axis,
+    resolve_layers,
+    unwrap_model,
+)
+from oinfo_monitor.monitor.probe import check_inputs, materialize_probe
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -74,116 +81,6 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
 )
 """Elementwise activation modules whose output ``capture="post"`` records after a layer."""
 
-LayerSelector = str | type[nn.Module] | Sequence[str | type[nn.Module]]
-"""Which layers to probe: module name(s) as in ``named_modules()``, module type(s), or a mix."""
-
-_DEFAULT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_CONV_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-)
-_MAX_LISTED = 20
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Strip DataParallel/DistributedDataParallel and ``torch.compile`` wrappers, repeatedly.
-
-    Probing the plain module matters: a compiled model ignores hooks added after its first
-    compiled call, and running a probe through a DDP wrapper on one rank deadlocks the others.
-    """
-    while True:
-        if isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif isinstance(inner := getattr(model, "_orig_mod", None), nn.Module):
-            model = inner
-        else:
-            return model
-
-
-def resolve_layers(model: nn.Module, layers: LayerSelector | None = None) -> dict[str, nn.Module]:
-    """Turn a layer selector into ``{name: module}`` in registration order, names relative to the
-    unwrapped model.
-
-    ``layers=None`` selects every ``nn.Linear`` and ``nn.Conv1d/2d/3d`` except the last one in
-    ``named_modules()`` order, which is taken to be the output layer (the ``out_proj`` of
-    ``nn.MultiheadAttention`` is skipped: its forward is never called). A string or a list of
-    strings names modules as in ``named_modules()``; a module type or a tuple of types selects
-    every submodule of those types (the root module itself is never matched by type); a list may
-    mix names and types. Duplicates are removed.
-
-    Raises:
-        ValueError: a name is unknown (the message suggests close matches), a type matches no
-            submodule, or the default selection is empty.
-        TypeError: an entry is neither a string nor an ``nn.Module`` subclass.
-    """
-    named = list(unwrap_model(model).named_modules())
-    if layers is None:
-        return _default_layers(named)
-    names, types = _split_selector(layers)
-    known = {name for name, _ in named}
-    for name in names:
-        if name not in known:
-            raise ValueError(_unknown_name_message(name, named))
-    for kind in types:
-        if not any(isinstance(module, kind) for name, module in named if name):
-            raise ValueError(f"the model has no submodule of type {kind.__name__}")
-    wanted = set(names)
-    return {
-        name: module
-        for name, module in named
-        if name in wanted or (name and isinstance(module, types))
-    }
-
-
-def _split_selector(layers: LayerSelector) -> tuple[list[str], tuple[type[nn.Module], ...]]:
-    """Split a layer selector into module names and module types."""
-    items = [layers] if isinstance(layers, str | type) else list(layers)
-    names: list[str] = []
-    types: list[type[nn.Module]] = []
-    for item in items:
-        if isinstance(item, str):
-            names.append(item)
-        elif isinstance(item, type) and issubclass(item, nn.Module):
-            types.append(item)
-        else:
-            raise TypeError(
-                f"layers entries must be module names or nn.Module subclasses, got {item!r}"
-            )
-    return names, tuple(types)
-
-
-def _default_layers(named: list[tuple[str, nn.Module]]) -> dict[str, nn.Module]:
-    """Select every Linear/Conv layer except the last one (the presumed output layer)."""
-    bypassed = {id(m.out_proj) for _, m in named if isinstance(m, nn.MultiheadAttention)}
-    found = [
-        (name, module)
-        for name, module in named
-        if isinstance(module, _DEFAULT_TYPES) and id(module) not in bypassed
-    ]
-    if len(found) < 2:
-        listed = ", ".join(repr(name) for name, _ in found) or "none"
-        raise ValueError(
-            f"no layers to monitor by default: the model has {len(found)} Linear/Conv layer(s) "
-            f"({listed}) and the last one is excluded as the output layer; "
-            "pass layers=... (module names or types) explicitly"
-        )
-    return dict(found[:-1])
-
-
-def _unknown_name_message(name: str, named: list[tuple[str, nn.Module]]) -> str:
-    """Explain an unknown layer name, with close matches and the available Linear/Conv names."""
-    close = difflib.get_close_matches(name, [n for n, _ in named if n], n=3)
-    suggestion = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    layers = [n for n, m in named if isinstance(m, _DEFAULT_TYPES)]
-    listed = ", ".join(repr(n) for n in layers[:_MAX_LISTED]) or "none"
-    if len(layers) > _MAX_LISTED:
-        listed += f", ... ({len(layers) - _MAX_LISTED} more)"
-    return f"unknown layer name {name!r}.{suggestion} Available Linear/Conv layers: {listed}."
-
 
 @dataclass(frozen=True)
 class CaptureSpec:
@@ -220,53 +117,6 @@ class CaptureSpec:
         return self.capture == "post" and self.activation is None
 
 
-def _cuda_devices() -> list[int]:
-    """CUDA devices whose RNG must be preserved: all of them once CUDA is initialized."""
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-
-
-@contextlib.contextmanager
-def _preserved_rng() -> Iterator[None]:
-    """Restore the CPU torch, CUDA and Python ``random`` RNG states on exit."""
-    python_state = random.getstate()
-    try:
-        with torch.random.fork_rng(devices=_cuda_devices(), device_type="cuda"):
-            yield
-    finally:
-        random.setstate(python_state)
-
-
-@contextlib.contextmanager
-def _autocast_off() -> Iterator[None]:
-    """Disable any surrounding autocast, so activations are measured in the model's own precision."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.autocast("cpu", enabled=False))
-        if torch.cuda.is_available():
-            stack.enter_context(torch.autocast("cuda", enabled=False))
-        yield
-
-
-@contextlib.contextmanager
-def probe_context(model: nn.Module) -> Iterator[None]:
-    """Run a probe without disturbing training: eval mode, no grad, RNG and flags restored.
-
-    Inside the block every submodule is in eval mode (so Dropout consumes no randomness and
-    BatchNorm statistics stay untouched), autograd and any surrounding autocast are off. On exit, also after an exception,
-    each submodule's own ``training`` flag, the grad mode and the CPU/CUDA/Python RNG states are
-    restored exactly. The flags are set directly rather than through ``train()``/``eval()``, so
-    overrides of those methods with side effects are not triggered.
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    try:
-        with _preserved_rng(), torch.no_grad(), _autocast_off():
-            for module, _ in flags:
-                module.training = False
-            yield
-    finally:
-        for module, training in flags:
-            module.training = training
-
-
 def _first_tensor(output: Any) -> Tensor:
     """Return a module output, or the first element of a tuple/list output."""
     if isinstance(output, tuple | list) and output:
@@ -274,44 +124,6 @@ def _first_tensor(output: Any) -> Tensor:
     if not isinstance(output, Tensor):
         raise TypeError(f"expected a tensor output, got {type(output).__name__}")
     return output
-
-
-def module_sample_axis(module: nn.Module) -> int | None:
-    """The axis of a module's output that holds the samples, where the module says (else None).
-
-    Examples:
-        >>> module_sample_axis(nn.LSTM(4, 8)), module_sample_axis(nn.GRU(4, 8, batch_first=True))
-        (1, 0)
-    """
-    if isinstance(module, nn.TransformerEncoder | nn.TransformerDecoder):
-        return module_sample_axis(module.layers[0]) if len(module.layers) else None
-    if isinstance(module, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
-        module = module.self_attn
-    batch_first = getattr(module, "batch_first", None)
-    if isinstance(batch_first, bool):
-        return 0 if batch_first else 1
-    return None
-
-
-def rank_bound(module: nn.Module) -> int | None:
-    """An upper bound on the rank of a linear layer's outputs over any probe: its input width.
-
-    A `Linear` layer's output is an affine map of its ``in_features`` inputs, and the spatial mean
-    of a convolution's output an affine map of ``in_channels`` × kernel-size shifted means (a
-    transposed convolution's, of its ``in_channels`` means), so no
-    multiplet larger than that has a full-rank covariance. None for other modules.
-
-    Examples:
-        >>> rank_bound(nn.Linear(8, 12)), rank_bound(nn.Conv2d(3, 16, 3)), rank_bound(nn.ReLU())
-        (8, 27, None)
-    """
-    if isinstance(module, nn.Linear):
-        return int(module.in_features)
-    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
-        return int(module.in_channels) * math.prod(module.kernel_size)
-    if isinstance(module, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d):
-        return int(module.in_channels)  # each input channel's mean, spread out
-    return None
 
 
 def _reduce(
@@ -423,7 +235,7 @@ class _Recorder:
         if self.spec.activation is not None:
             tensor = self.spec.activation(tensor)
         module = self.layers[name]
-        is_conv = isinstance(module, _CONV_TYPES)
+        is_conv = isinstance(module, CONV_TYPES)
         axis = self.sample_axes.get(name)
         reduced = _reduce(tensor, name, is_conv, self.spec.token, self.batch, axis, module)
         self.chunk[name].append(reduced)
@@ -459,21 +271,6 @@ def _call_count_message(name: str, calls: int) -> str:
         f"layer {name!r} ran {calls} times in one forward pass; capture needs exactly one call "
         "per forward (a reused module is ambiguous); choose another layer"
     )
-
-
-def _check_inputs(inputs: Tensor | Sequence[Tensor], axis: int = 0) -> tuple[Tensor, ...]:
-    """Validate probe inputs: a non-empty tuple of tensors with equal sizes along the sample axis."""
-    tensors = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    if not tensors or not all(isinstance(t, Tensor) and t.ndim > axis for t in tensors):
-        raise ValueError(
-            f"inputs must be a non-empty tuple of tensors with a sample dim (dim {axis})"
-        )
-    sizes = {t.shape[axis] for t in tensors}
-    if len(sizes) != 1:
-        raise ValueError(f"inputs have different sample counts along dim {axis}: {sorted(sizes)}")
-    if 0 in sizes:
-        raise ValueError("inputs hold no samples")
-    return tensors
 
 
 def _model_device(model: nn.Module) -> torch.device | None:
@@ -522,7 +319,7 @@ def capture_activations(
             directly followed by an activation module.
     """
     spec = CaptureSpec(capture=capture, activation=activation, token=token)
-    tensors = _check_inputs(inputs, probe_axis)
+    tensors = check_inputs(inputs, probe_axis)
     if not layers:
         raise ValueError("no layers to capture")
     if batch_size is not None and batch_size < 1:
@@ -543,140 +340,3 @@ def capture_activations(
                 forward(model, chunk[0] if len(chunk) == 1 else tuple(chunk))
             recorder.finish_chunk()
     return {name: torch.cat(parts) for name, parts in recorder.results.items()}
-
-
-def _split_batch(batch: Any, axis: int) -> tuple[tuple[Tensor, ...], Tensor | None]:
-    """Split one batch into forward inputs and an optional target (see materialize_probe)."""
-    if isinstance(batch, dict):
-        raise ValueError(
-            "dict batches are not supported; pass the probe as tensors "
-            "(a tensor or a tuple of forward arguments)"
-        )
-    if isinstance(batch, Tensor):
-        batch = (batch,)
-    if not (_is_tensor_args(batch) and len(batch) > 0 and all(t.ndim > axis for t in batch)):
-        raise ValueError(
-            f"a probe batch must be a tensor or a tuple of batched tensors, got {type(batch)}"
-        )
-    if len(batch) == 2 and _is_target(batch[0], batch[1], axis):
-        return (batch[0],), batch[1]
-    return tuple(batch), None
-
-
-def _is_target(inputs: Tensor, candidate: Tensor, axis: int) -> bool:
-    """Whether ``candidate`` looks like per-sample targets: 1-D, integer or float, one per sample."""
-    return (
-        candidate.ndim == 1
-        and candidate.shape[0] == inputs.shape[axis]
-        and candidate.dtype != torch.bool
-        and not candidate.is_complex()
-    )
-
-
-def _collect_batches(
-    batches: Iterable[Any], max_samples: int | None, axis: int
-) -> tuple[list[tuple[Tensor, ...]], list[Tensor | None]]:
-    """Read batches until ``max_samples`` samples are in, preserving every RNG state."""
-    inputs: list[tuple[Tensor, ...]] = []
-    targets: list[Tensor | None] = []
-    count = 0
-    with _preserved_rng():
-        for batch in batches:
-            batch_inputs, batch_target = _split_batch(batch, axis)
-            inputs.append(batch_inputs)
-            targets.append(batch_target)
-            count += batch_inputs[0].shape[axis]
-            if max_samples is not None and count >= max_samples:
-                break
-    return inputs, targets
-
-
-def _concat(parts: list[tuple[Tensor, ...]], axis: int) -> tuple[Tensor, ...]:
-    """Concatenate per-batch input tuples along the sample axis, requiring the same structure."""
-    if len({len(p) for p in parts}) != 1:
-        raise ValueError("probe batches have different numbers of tensors")
-    return tuple(torch.cat(column, dim=axis) for column in zip(*parts, strict=True))
-
-
-def materialize_probe(
-    probe: Tensor | Sequence[Tensor] | Iterable[Any],
-    target: Tensor | None = None,
-    max_samples: int | None = None,
-    axis: int = 0,
-) -> tuple[tuple[Tensor, ...], Tensor | None]:
-    """Turn a probe into fixed forward inputs plus an optional target, so every measurement sees
-    the same samples.
-
-    * A tensor is the single forward argument; a tuple/list of tensors holds the positional
-      forward arguments (never split into inputs and target).
-    * Anything else (a ``DataLoader`` or any iterable of batches) is read batch by batch and
-      concatenated along the sample axis ``axis`` (dim 0 unless the model takes e.g. time-first
-      sequences). A batch is a tensor or a tuple/list of tensors; a batch of two
-      tensors whose second is 1-D (integer or float, not bool) with one entry per sample is an
-      ``(inputs, target)`` pair, any other batch holds forward arguments only. Dict batches are
-      rejected. Reading stops once ``max_samples`` samples are in; the CPU/CUDA/Python RNG
-      states are restored afterwards, since shuffling and worker seeding consume them.
-    * An explicit ``target`` replaces a target found in the batches.
-    * ``max_samples`` keeps the first samples of the inputs and of the target.
-
-    Returns detached tensors (on the device they came on).
-
-    Examples:
-        >>> inputs, target = materialize_probe([(torch.randn(4, 3), torch.arange(4))] * 2)
-        >>> tuple(inputs[0].shape), target.tolist()
-        ((8, 3), [0, 1, 2, 3, 0, 1, 2, 3])
-
-    Raises:
-        ValueError: empty probe, inputs with different first dims, a target whose length differs
-            from the inputs, batches of different structure, or an invalid ``max_samples``.
-    """
-    if max_samples is not None and max_samples < 1:
-        raise ValueError(f"max_samples must be a positive int or None, got {max_samples}")
-    if _is_tensor_args(probe):
-        inputs = (probe,) if isinstance(probe, Tensor) else tuple(probe)
-        found = None
-    else:
-        parts, targets = _collect_batches(probe, max_samples, axis)
-        if not parts:
-            raise ValueError("the probe is empty (it yielded no batches)")
-        inputs = _concat(parts, axis)
-        found = _concat_targets(targets)
-    return _finalize(inputs, target if target is not None else found, max_samples, axis)
-
-
-def _is_tensor_args(probe: object) -> bool:
-    """Whether the probe is given directly as a tensor or a tuple/list of tensors."""
-    if isinstance(probe, Tensor):
-        return True
-    return isinstance(probe, tuple | list) and all(isinstance(t, Tensor) for t in probe)
-
-
-def _concat_targets(targets: list[Tensor | None]) -> Tensor | None:
-    """Concatenate per-batch targets, or None when no batch carried one."""
-    present = [t for t in targets if t is not None]
-    if not present:
-        return None
-    if len(present) != len(targets):
-        raise ValueError("some probe batches carry a target and others do not")
-    return torch.cat(present)
-
-
-def _finalize(
-    inputs: tuple[Tensor, ...], target: Tensor | None, max_samples: int | None, axis: int
-) -> tuple[tuple[Tensor, ...], Tensor | None]:
-    """Validate, truncate to ``max_samples`` and detach the probe inputs and target."""
-    inputs = _check_inputs(inputs, axis)
-    total = inputs[0].shape[axis]
-    keep = total if max_samples is None else min(total, max_samples)
-    inputs = tuple(t.narrow(axis, 0, keep).detach() for t in inputs)
-    if target is None:
-        return inputs, None
-    if not isinstance(target, Tensor) or target.ndim == 0:
-        raise ValueError("target must be a tensor with one entry per sample")
-    target = target[:max_samples].detach()
-    if target.shape[0] != keep:
-        raise ValueError(
-            f"target has {target.shape[0]} entries but the inputs have {keep} "
-            "samples (after max_samples truncation)"
-        )
-    return inputs, target

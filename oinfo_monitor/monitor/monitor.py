@@ -30,12 +30,9 @@ Rules that keep any training loop safe (see docs/monitor.md):
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,84 +40,36 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.estimators import (
-    SAMPLES_PER_VARIABLE,
-    TiePolicy,
-    copula_covariance,
-    distinct_neurons,
-    supported_size,
+from oinfo_monitor.estimators import TiePolicy, copula_covariance, distinct_neurons
+from oinfo_monitor.monitor.capture import capture_activations
+from oinfo_monitor.monitor.layers import LayerSelector, rank_bound, resolve_layers, unwrap_model
+from oinfo_monitor.monitor.options import (
+    Forward,
+    MonitorSettings,
+    OInfoMonitorWarning,
 )
-from oinfo_monitor.monitor.capture import (
-    LayerSelector,
-    capture_activations,
-    materialize_probe,
-    rank_bound,
-    resolve_layers,
-    unwrap_model,
+from oinfo_monitor.monitor.preflight import check_sizes, dry_run
+from oinfo_monitor.monitor.probe import materialize_probe
+from oinfo_monitor.monitor.records import (
+    Evaluation,
+    headline,
+    read_records,
+    records_from_result,
 )
-from oinfo_monitor.monitor.figures import size_bars, size_table
-from oinfo_monitor.monitor.options import Forward, MonitorSettings, Schedule, as_step, is_due
-from oinfo_monitor.monitor.phases import PhaseChange
-from oinfo_monitor.monitor.records import headline, read_records, records_from_result, write_records
-from oinfo_monitor.monitor.sinks import TensorBoardSink
-from oinfo_monitor.search import SearchResult, check_search, search_covariance
+from oinfo_monitor.monitor.sinks import HistorySink, Sink, TensorBoardSink
+from oinfo_monitor.monitor.steps import Schedule, StepGate
+from oinfo_monitor.search import SearchResult, search_covariance
+
+__all__ = ["HISTORY_FILE", "OInfoMonitor"]
 
 HISTORY_FILE = "oinfo_history.jsonl"
 """Name of the history file the monitor writes in its log directory."""
-
-DRY_RUN_SAMPLES = 5
-"""Probe samples run through the model at construction, to catch a probe or layer that does not fit."""
-
-_MODEL_BOUND = ("target", "layers", "writer")
-
-
-class OInfoMonitorWarning(UserWarning):
-    """Warned when the monitor skips an evaluation or a layer; training is never interrupted."""
-
-
-@dataclass
-class Evaluation:
-    """What one evaluation produced: history records, search results and what was skipped and why."""
-
-    step: int
-    records: list[dict[str, Any]]
-    results: dict[str, SearchResult]
-    skipped: dict[str, str] = field(default_factory=dict)
-    phase_changes: dict[str, PhaseChange] = field(default_factory=dict)
-    probe_seconds: float = 0.0
-    seconds: float = 0.0
-
-    def headline(self) -> dict[str, tuple[float, float, int]]:
-        """Per layer: (min Ω over sizes, max Ω over sizes, neurons in the min-Ω multiplet), bits."""
-        return headline(self.records)
 
 
 def _is_rank_zero() -> bool:
     """Whether this process should compute and write (always, unless a non-zero distributed rank)."""
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def check_monitor_options(options: Mapping[str, Any]) -> MonitorSettings:
-    """Validate `OInfoMonitor` keyword options without a model, as callbacks do before training.
-
-    Examples:
-        >>> check_monitor_options({"every": 10, "strategy": "greedy"}).schedule
-        10
-        >>> check_monitor_options({"strategy": "fast"})
-        Traceback (most recent call last):
-        ...
-        ValueError: strategy must be one of 'auto', 'exhaustive', 'greedy', 'clusters', 'anneal'; got 'fast'
-    """
-    known = [name for name in inspect.signature(OInfoMonitor).parameters if name != "model"]
-    for name in options:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
-            raise TypeError(f"unknown OInfoMonitor option {name!r}{hint}")
-    return MonitorSettings(
-        **{k: v for k, v in options.items() if k not in (*_MODEL_BOUND, "probe")}
-    )
 
 
 class OInfoMonitor:
@@ -231,6 +180,7 @@ class OInfoMonitor:
         self.inputs, self.target = materialize_probe(probe, target, max_samples, probe_axis)
         self.n_samples = int(self.inputs[0].shape[probe_axis])
         self.every = settings.schedule
+        self.gate = StepGate(settings.schedule)
         self.ties, self.seed, self.bias_correct = ties, seed, bias_correct
         self.search_options = {name: settings.layer_search(name) for name in self.layers}
         self.capture_options: dict[str, Any] = {
@@ -242,39 +192,48 @@ class OInfoMonitor:
             "probe_axis": probe_axis,
             "sample_axes": {name: settings.layer_sample_axis(name) for name in self.layers},
         }
-        widths = self._dry_run()
+        widths = dry_run(self.model, self.inputs, self.layers, self.capture_options)
         self.size_limits = {
             name: rank_bound(module) if capture == "pre" and activation is None else None
             for name, module in self.layers.items()
         }
-        self._check_sizes(widths)
+        check_sizes(self.search_options, widths, self.size_limits, self.n_samples, self.target)
         self.active = _is_rank_zero()
-        self.closed = False
         self.history: list[dict[str, Any]] = []
         self.evaluations = 0
         self.skipped_steps: list[int] = []
-        self.last_step: int | None = None
-        self.resumed_step: int | None = None
         self.trackers = settings.trackers(self.layers)
         self._warned: set[Any] = set()
-        self._owns_writer = writer is None and logdir is not None
         if history_path is None and writer is not None:
             history_path = Path(writer.log_dir) / HISTORY_FILE
         elif history_path is None and logdir is not None:
             history_path = Path(logdir) / HISTORY_FILE
         self.history_path = Path(history_path) if history_path is not None else None
+        self.sinks: list[Sink] = []
         if self.active:
             self._open_history()
-        if writer is None and logdir is not None and self.active:
+            self.sinks = self._sinks(writer, logdir)
+        for sink in self.sinks:
+            self._guard("starting a sink", sink.start, list(self.layers), self.config())
+
+    def _sinks(self, writer: SummaryWriter | None, logdir: str | Path | None) -> list[Sink]:
+        """The history file and TensorBoard sinks this monitor writes to."""
+        sinks: list[Sink] = []
+        if self.history_path is not None:
+            sinks.append(HistorySink(self.history_path))
+        owns = writer is None and logdir is not None
+        if owns:
             writer = SummaryWriter(log_dir=str(logdir))
-        self.sink = TensorBoardSink(writer) if writer is not None and self.active else None
-        if self.sink is not None:
-            self._guard(
-                "writing the configuration",
-                self.sink.write_header,
-                list(self.layers),
-                self.config(),
+        if writer is not None:
+            sinks.append(
+                TensorBoardSink(
+                    writer,
+                    owns_writer=owns,
+                    figure_every=self.settings.figure_every,
+                    bias_correct=self.bias_correct,
+                )
             )
+        return sinks
 
     def _check_layer_names(self) -> None:
         """Options keyed by layer name must name monitored layers."""
@@ -284,57 +243,6 @@ class OInfoMonitor:
             if unknown:
                 raise ValueError(
                     f"{option} names unmonitored layer(s) {unknown}; monitored: {list(self.layers)}"
-                )
-
-    def _dry_run(self) -> dict[str, int]:
-        """Run a few probe samples through the model now, so a probe or layer that cannot work
-        fails before training; return each layer's number of neurons."""
-        axis = self.settings.probe_axis
-        count = min(self.n_samples, DRY_RUN_SAMPLES)
-        inputs = tuple(t.narrow(axis, 0, count) for t in self.inputs)
-        try:
-            found = capture_activations(self.model, inputs, self.layers, **self.capture_options)
-        except Exception as error:
-            raise ValueError(_probe_message(error, self.inputs)) from error
-        return {name: int(values[0].numel()) for name, values in found.items()}
-
-    def _check_sizes(self, widths: dict[str, int]) -> None:
-        """Refuse explicit sizes no evaluation could search; say once where default sizes stop."""
-        kind: Literal["none", "continuous", "discrete"] = "none"
-        if self.target is not None:
-            kind = "continuous" if self.target.is_floating_point() else "discrete"
-        classes = int(torch.unique(self.target).numel()) if kind == "discrete" else 0
-        supported = supported_size(self.n_samples, kind, classes)
-        for name, options in self.search_options.items():
-            width, limit = widths[name], self.size_limits[name]
-            reasons = {width: f"the layer has {width} neurons"}
-            reasons.setdefault(
-                supported,
-                f"{self.n_samples} probe samples support at most {supported} "
-                f"({SAMPLES_PER_VARIABLE} samples per variable)",
-            )
-            if limit is not None:
-                reasons.setdefault(
-                    limit, f"its input width {limit} bounds the rank of its pre-activations"
-                )
-            cap = min(reasons)
-            parsed = check_search(options["strategy"], options["sizes"], {})
-            if parsed is not None and parsed[-1] > cap:
-                raise ValueError(
-                    f"sizes {[k for k in parsed if k > cap]} are too large for layer {name!r}: "
-                    f"{reasons[cap]}; pass smaller sizes"
-                    + (" or a larger probe" if cap == supported else "")
-                )
-            if parsed is None and cap < 3:
-                raise ValueError(
-                    f"layer {name!r} cannot be searched: {reasons[cap]}, and multiplets need 3"
-                )
-            if parsed is None and cap < width:
-                warnings.warn(
-                    f"oinfo-monitor: layer {name!r}: multiplets are limited to {cap} of its "
-                    f"{width} neurons: {reasons[cap]}",
-                    OInfoMonitorWarning,
-                    stacklevel=3,
                 )
 
     def _open_history(self) -> None:
@@ -355,7 +263,7 @@ class OInfoMonitor:
             )
         self.history = records
         self.evaluations = len(steps)
-        self.last_step = self.resumed_step = steps[-1]
+        self.gate.last = self.gate.resumed = steps[-1]
         for step in steps:
             summary = headline(r for r in records if int(r["step"]) == step)
             for name, (synergy, redundancy, _) in summary.items():
@@ -404,7 +312,9 @@ class OInfoMonitor:
         if not self.active:
             return None
         try:
-            number = self._accept(step, scheduled)
+            number, refusal = self.gate.admit(step, scheduled)
+            if refusal is not None:
+                self._warn_once(*refusal)
             return None if number is None else self._evaluate_now(number)
         except Exception as error:  # a monitoring failure must never stop training
             self._warn_once(
@@ -413,42 +323,8 @@ class OInfoMonitor:
             )
             return None
 
-    def _accept(self, step: Any, scheduled: bool) -> int | None:
-        """The step as an int if it should be evaluated now; else None (warned once per cause)."""
-        if self.closed:
-            self._warn_once("closed", "step()/evaluate() after close() does nothing")
-            return None
-        number = as_step(step)
-        if number is None:
-            self._warn_once(
-                "type",
-                f"step {step!r} ({type(step).__name__}) ignored: a step must be an integer "
-                "(int, numpy integer, integral float or one-element tensor)",
-            )
-            return None
-        if scheduled and not is_due(self.every, number):
-            return None
-        last = self.last_step
-        if last is None or number > last:
-            return number
-        if self.resumed_step is not None and number <= self.resumed_step:
-            self._warn_once(
-                "resumed",
-                f"steps up to {self.resumed_step} are already in the history "
-                f"{self.history_path}; they are not evaluated again",
-            )
-        elif number < last:
-            self._warn_once(
-                "backwards",
-                f"step {number} came after step {last}: the monitor evaluates only steps beyond "
-                "the last one evaluated, so it needs a global step counter (e.g. "
-                "epoch * len(loader) + batch), not an epoch-local one",
-            )
-        return None
-
     def _evaluate_now(self, step: int) -> Evaluation | None:
-        """Evaluate `step` (marked as handled even if it fails) and publish the result."""
-        self.last_step = step
+        """Evaluate `step` (already counted as the last step, even if it fails) and publish it."""
         try:
             evaluation = self._evaluate(step)
         except Exception as error:  # a monitoring failure must never stop training
@@ -479,6 +355,7 @@ class OInfoMonitor:
             evaluation.results[name] = result
             context["probe_seconds"] = probe_seconds
             evaluation.records.extend(records_from_result(step, name, result, context))
+        evaluation.summary = headline(evaluation.records)
         evaluation.seconds = time.perf_counter() - start
         return evaluation
 
@@ -519,55 +396,24 @@ class OInfoMonitor:
         return result, context
 
     def _publish(self, evaluation: Evaluation) -> None:
-        """Keep the records and send them to every sink; a failing sink is warned about, not raised."""
+        """Keep the records, track phases, send the evaluation to every sink and the callback;
+        each failure is warned about, not raised, and the others go on."""
         self.evaluations += 1
         self.history.extend(evaluation.records)
-        if self.history_path is not None:
-            self._guard(
-                "writing the history file", write_records, self.history_path, evaluation.records
-            )
         self._guard("tracking phases", self._track, evaluation)
-        if self.sink is not None:
-            self._write_tensorboard(evaluation)
+        if evaluation.records:
+            for sink in self.sinks:
+                self._guard(f"writing to {type(sink).__name__}", sink.write, evaluation)
         if self.settings.on_evaluation is not None:
             self._guard("the on_evaluation callback", self.settings.on_evaluation, evaluation)
 
     def _track(self, evaluation: Evaluation) -> None:
         """Feed each layer's headline to its phase tracker; keep the changes it reports."""
-        for name, (synergy, redundancy, _) in headline(evaluation.records).items():
+        for name, (synergy, redundancy, _) in evaluation.summary.items():
             tracker = self.trackers.get(name)
             change = tracker.update(evaluation.step, -synergy, redundancy) if tracker else None
             if change is not None:
                 evaluation.phase_changes[name] = change
-
-    def _write_tensorboard(self, evaluation: Evaluation) -> None:
-        """Scalars every evaluation, phase changes as text, the figure every `figure_every` evaluations."""
-        assert self.sink is not None
-        sink, step = self.sink, evaluation.step
-        scalars = {
-            "oinfo/probe_seconds": evaluation.probe_seconds,
-            "oinfo/eval_seconds": evaluation.seconds,
-        }
-        for record in evaluation.records:
-            scalars[f"oinfo/{record['layer']}/search_seconds"] = record["search_seconds"]
-            scalars[f"oinfo/{record['layer']}/dead_neurons"] = record["dead_neurons"]
-            scalars[f"oinfo/{record['layer']}/duplicate_neurons"] = record["duplicate_neurons"]
-        self._guard(
-            "writing to TensorBoard", sink.write_evaluation, step, evaluation.records, scalars
-        )
-        for name, change in evaluation.phase_changes.items():
-            text = f"{change.previous.value} → {change.phase.value}: {change.reason}"
-            self._guard(
-                "writing to TensorBoard", sink.write_text, f"oinfo/{name}/phase", text, step
-            )
-        figure_every = self.settings.figure_every
-        if evaluation.records and figure_every and (self.evaluations - 1) % figure_every == 0:
-            figure = size_bars(
-                size_table(evaluation.records),
-                title=f"step {step}",
-                bias_note="bias-corrected" if self.bias_correct else "no bias correction",
-            )
-            self._guard("writing the figure", sink.write_figure, step, figure)
 
     def _guard(self, what: str, function: Callable[..., Any], *args: Any) -> None:
         """Call a sink; turn its failure into a warning so training and the other sinks go on."""
@@ -589,6 +435,16 @@ class OInfoMonitor:
             stacklevel=4,
         )
 
+    @property
+    def last_step(self) -> int | None:
+        """The last step evaluated (or recorded in a continued history file), None before any."""
+        return self.gate.last
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called; `step` and `evaluate` then do nothing."""
+        return self.gate.closed
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the curves after a resume (history, phase trackers, counters)."""
         return {
@@ -596,7 +452,7 @@ class OInfoMonitor:
             "history": [dict(record) for record in self.history],
             "evaluations": self.evaluations,
             "skipped_steps": list(self.skipped_steps),
-            "last_step": self.last_step,
+            "last_step": self.gate.last,
             "phases": {name: tracker.state_dict() for name, tracker in self.trackers.items()},
         }
 
@@ -615,27 +471,25 @@ class OInfoMonitor:
         ]
         if state.get("last_step") is not None:
             steps.append(int(state["last_step"]))
-        if self.resumed_step is None:  # else the history file read on resume is the fuller record
+        if self.gate.resumed is None:  # else the history file read on resume is the fuller record
             self.history = history
             self.evaluations = int(state["evaluations"])
         self.skipped_steps = [int(step) for step in state["skipped_steps"]]
         for name, tracker_state in state["phases"].items():
             if name in self.trackers:
                 self.trackers[name].load_state_dict(tracker_state)
-        candidates = [s for s in (self.last_step, max(steps, default=None)) if s is not None]
-        self.last_step = max(candidates) if candidates else None
+        candidates = [s for s in (self.gate.last, max(steps, default=None)) if s is not None]
+        self.gate.last = max(candidates) if candidates else None
 
     def close(self) -> None:
         """Flush TensorBoard and close the writer if the monitor created it; safe to call twice.
 
         After `close`, `step` and `evaluate` do nothing (with one warning).
         """
-        self.closed = True
-        if self.sink is not None:
-            self._guard("flushing TensorBoard", self.sink.writer.flush)
-            if self._owns_writer:
-                self._guard("closing TensorBoard", self.sink.writer.close)
-            self.sink = None
+        self.gate.closed = True
+        for sink in self.sinks:
+            self._guard(f"closing {type(sink).__name__}", sink.close)
+        self.sinks = []
 
     def __getstate__(self) -> dict[str, Any]:
         """Refuse to pickle: the monitor holds a live model, a TensorBoard writer and open files."""
@@ -652,20 +506,3 @@ class OInfoMonitor:
     def __exit__(self, *exc_info: object) -> None:
         """Close the monitor."""
         self.close()
-
-
-def _probe_message(error: Exception, inputs: tuple[Tensor, ...]) -> str:
-    """Explain why the probe could not run through the model at construction, with a hint."""
-    text = f"the probe does not run through the model: {type(error).__name__}: {error}"
-    if isinstance(error, NotImplementedError):
-        text += (
-            "; a module without a forward of its own (e.g. a LightningModule whose training_step "
-            "calls a submodule) needs forward=lambda model, batch: model.net(batch) (whatever "
-            "your training step does)"
-        )
-    elif len(inputs) == 2 and inputs[1].ndim == 1:
-        text += (
-            "; a tuple probe holds the forward's positional arguments: for (inputs, labels) pass "
-            "probe=inputs, target=labels (or a DataLoader of (x, y) batches)"
-        )
-    return text

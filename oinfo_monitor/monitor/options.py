@@ -7,22 +7,20 @@ and what it accepts, before the first training step.
 
 from __future__ import annotations
 
+import difflib
 import numbers
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
 
 from oinfo_monitor.estimators import TIE_POLICIES, TiePolicy
 from oinfo_monitor.monitor.capture import CaptureSpec
 from oinfo_monitor.monitor.phases import PhaseTracker
+from oinfo_monitor.monitor.steps import Schedule, check_schedule
 from oinfo_monitor.search import check_search
-
-Schedule = int | Iterable[int] | Callable[[int], bool]
-"""When to evaluate: every N steps, a collection of steps, or a predicate on the step."""
 
 Forward = Callable[[nn.Module, Any], Any]
 """Runs the model on one probe batch: ``forward(model, batch)`` (default ``model(batch)``)."""
@@ -34,57 +32,8 @@ fraction of training at the default cadence (see benchmarks/bench_overhead.py)."
 _SEARCH_KEYS = frozenset({"sizes", "strategy"})
 
 
-def as_step(step: Any) -> int | None:
-    """A training step as an int: ints, numpy integers, integral floats and one-element integer
-    (or integral float) tensors are accepted; anything else gives None.
-
-    Examples:
-        >>> as_step(torch.tensor(7)), as_step(3.0), as_step(2.5)
-        (7, 3, None)
-    """
-    if isinstance(step, Tensor):
-        if step.numel() != 1 or step.is_complex() or step.dtype == torch.bool:
-            return None
-        step = step.item()
-    if isinstance(step, bool):
-        return None
-    if isinstance(step, numbers.Integral):
-        return int(step)
-    if isinstance(step, numbers.Real) and float(step).is_integer():
-        return int(float(step))
-    return None
-
-
-def check_schedule(every: Any) -> Schedule:
-    """Validate `every`: a positive int, a non-empty collection of integer steps, or a predicate."""
-    if isinstance(every, bool):
-        raise TypeError("every must be a positive int, an iterable of steps or a callable")
-    if isinstance(every, numbers.Integral):
-        if every < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every}")
-        return int(every)
-    if callable(every):
-        return every
-    if not isinstance(every, Iterable) or isinstance(every, str | bytes):
-        raise TypeError(
-            f"every must be a positive int, an iterable of steps or a callable, got {every!r}"
-        )
-    steps = [as_step(s) for s in every]
-    if any(s is None for s in steps):
-        raise ValueError(f"every holds a step that is not an integer: {every!r}")
-    if not steps:
-        raise ValueError("every is an empty collection of steps: the monitor would never run")
-    return frozenset(s for s in steps if s is not None)
-
-
-def is_due(schedule: Schedule, step: int) -> bool:
-    """Whether `step` is an evaluation step of the schedule."""
-    if isinstance(schedule, int):
-        return step % schedule == 0
-    if callable(schedule):
-        return bool(schedule(step))
-    assert isinstance(schedule, frozenset)
-    return step in schedule
+class OInfoMonitorWarning(UserWarning):
+    """Warned when the monitor skips an evaluation or a layer; training is never interrupted."""
 
 
 def _check_int(name: str, value: Any, low: int, optional: bool = False) -> None:
@@ -229,3 +178,27 @@ class MonitorSettings:
         if isinstance(self.sample_axis, Mapping):
             return self.sample_axis.get(layer)
         return self.sample_axis
+
+
+_MODEL_BOUND = ("probe", "target", "layers", "writer")
+"""`OInfoMonitor` arguments that are checked against the model, when the monitor is built."""
+
+
+def check_monitor_options(options: Mapping[str, Any]) -> MonitorSettings:
+    """Validate `OInfoMonitor` keyword options without a model, as callbacks do before training.
+
+    Examples:
+        >>> check_monitor_options({"every": 10, "strategy": "greedy"}).schedule
+        10
+        >>> check_monitor_options({"strategy": "fast"})
+        Traceback (most recent call last):
+        ...
+        ValueError: strategy must be one of 'auto', 'exhaustive', 'greedy', 'clusters', 'anneal'; got 'fast'
+    """
+    known = [*_MODEL_BOUND, *(f.name for f in fields(MonitorSettings) if f.init)]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+            raise TypeError(f"unknown OInfoMonitor option {name!r}{hint}")
+    return MonitorSettings(**{k: v for k, v in options.items() if k not in _MODEL_BOUND})

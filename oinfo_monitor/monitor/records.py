@@ -11,9 +11,11 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oinfo_monitor.monitor.phases import PhaseChange
 from oinfo_monitor.search import SearchResult
 
 RECORD_FIELDS: tuple[str, ...] = (
@@ -83,6 +85,28 @@ def headline(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float, float,
             synergy, size = record["synergy"], len(record["synergy_members"])
         out[record["layer"]] = (synergy, max(redundancy, record["redundancy"]), size)
     return out
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation produced: history records, search results and what was skipped and why.
+
+    `summary` is each layer's headline (see `headline`), computed once when the evaluation is
+    complete; sinks and the phase trackers read it from there.
+    """
+
+    step: int
+    records: list[dict[str, Any]]
+    results: dict[str, SearchResult]
+    skipped: dict[str, str] = field(default_factory=dict)
+    phase_changes: dict[str, PhaseChange] = field(default_factory=dict)
+    probe_seconds: float = 0.0
+    seconds: float = 0.0
+    summary: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+
+    def headline(self) -> dict[str, tuple[float, float, int]]:
+        """Per layer: (min Ω over sizes, max Ω over sizes, neurons in the min-Ω multiplet), bits."""
+        return self.summary
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:

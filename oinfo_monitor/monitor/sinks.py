@@ -1,33 +1,54 @@
-"""Where the monitor's results go: TensorBoard (scalars, layout, figures, text).
+"""Where the monitor's results go: every sink follows one small protocol (`Sink`).
 
-TensorBoard tags (all O-information values in bits):
+`HistorySink` appends the records to the JSONL history file; `TensorBoardSink` owns every
+TensorBoard tag (all O-information values in bits):
 
 - ``oinfo/<layer>/synergy``: min Ω over the searched sizes (more negative = more synergistic)
 - ``oinfo/<layer>/redundancy``: max Ω over the searched sizes
 - ``oinfo/<layer>/synergy_size``: neurons in the most synergistic multiplet (the synergistic sub-network)
-- ``oinfo/<layer>/search_seconds``, ``oinfo/<layer>/dead_neurons``
+- ``oinfo/<layer>/search_seconds``, ``oinfo/<layer>/dead_neurons``, ``oinfo/<layer>/duplicate_neurons``
 - ``oinfo_by_size/<layer>/synergy_kNN`` and ``oinfo_by_size/<layer>/redundancy_kNN``: per size k
 - ``oinfo/probe_seconds``: time to run the probe through the model; ``oinfo/eval_seconds``: whole evaluation
 - ``oinfo/config`` (text): the monitor's configuration; ``oinfo/<layer>/phase`` (text): phase changes
 - ``oinfo/size_bars`` (image): per-layer bars of synergy and redundancy by size
 
 A custom-scalars layout puts each layer's synergy and redundancy in one chart and every layer's
-synergy (and redundancy) in one chart per measure.
+synergy (and redundancy) in one chart per measure. A new destination (a CSV file, an experiment
+tracker) is one more class with the three methods of `Sink`.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+from typing import Any, Protocol
 
-from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.monitor.records import headline
+from oinfo_monitor.monitor.figures import size_bars, size_table
+from oinfo_monitor.monitor.records import Evaluation, write_records
+
+
+class Sink(Protocol):
+    """A destination of the monitor's evaluations."""
+
+    def start(self, layers: list[str], config: dict[str, Any]) -> None:
+        """Called once, when the monitor is built, with the monitored layers and its configuration."""
+
+    def write(self, evaluation: Evaluation) -> None:
+        """Called after every evaluation that produced records."""
+
+    def close(self) -> None:
+        """Called once, from `OInfoMonitor.close`."""
 
 
 def layer_tag(layer: str, name: str) -> str:
-    """The headline scalar tag of one layer, e.g. ``oinfo/fc1/synergy``."""
+    """The headline scalar tag of one layer, e.g. ``oinfo/fc1/synergy``.
+
+    Examples:
+        >>> layer_tag("fc1", "synergy")
+        'oinfo/fc1/synergy'
+    """
     return f"oinfo/{layer}/{name}"
 
 
@@ -50,42 +71,81 @@ def custom_layout(layers: list[str]) -> dict[str, dict[str, list[Any]]]:
     return {"O-information": charts}
 
 
+class HistorySink:
+    """Appends every evaluation's records to a JSONL history file (see `records.write_records`)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Write to `path` (its folder is created on the first write)."""
+        self.path = path
+
+    def start(self, layers: list[str], config: dict[str, Any]) -> None:
+        """Nothing to write before the first evaluation."""
+
+    def write(self, evaluation: Evaluation) -> None:
+        """Append the evaluation's records."""
+        write_records(self.path, evaluation.records)
+
+    def close(self) -> None:
+        """Every write is already flushed."""
+
+
 class TensorBoardSink:
-    """Writes evaluations to a `SummaryWriter` and flushes after each one so curves appear live."""
+    """Writes evaluations to a `SummaryWriter` and flushes after each one so curves appear live.
 
-    def __init__(self, writer: SummaryWriter) -> None:
-        """Wrap an existing writer (the monitor closes it only if the monitor created it)."""
+    Scalars every evaluation, phase changes as text, the bars-by-size figure every `figure_every`
+    evaluations (0: never).
+    """
+
+    def __init__(
+        self,
+        writer: SummaryWriter,
+        *,
+        owns_writer: bool = False,
+        figure_every: int = 10,
+        bias_correct: bool = True,
+    ) -> None:
+        """Wrap a writer; `owns_writer` closes it in `close` (a writer you pass stays open)."""
         self.writer = writer
+        self.owns_writer = owns_writer
+        self.figure_every = figure_every
+        self.bias_note = "bias-corrected" if bias_correct else "no bias correction"
+        self.written = 0
 
-    def write_header(self, layers: list[str], config: dict[str, Any]) -> None:
+    def start(self, layers: list[str], config: dict[str, Any]) -> None:
         """Write the custom-scalars layout and the configuration as a markdown table."""
         self.writer.add_custom_scalars(custom_layout(layers))
         rows = "\n".join(f"| {key} | `{value}` |" for key, value in config.items())
         self.writer.add_text("oinfo/config", "| option | value |\n| --- | --- |\n" + rows, 0)
         self.writer.flush()
 
-    def write_evaluation(
-        self, step: int, records: list[dict[str, Any]], scalars: dict[str, float]
-    ) -> None:
-        """Headline, per-size and timing scalars of one evaluation, then a flush."""
-        for layer, (synergy, redundancy, size) in headline(records).items():
-            self.writer.add_scalar(layer_tag(layer, "synergy"), synergy, step)
-            self.writer.add_scalar(layer_tag(layer, "redundancy"), redundancy, step)
-            self.writer.add_scalar(layer_tag(layer, "synergy_size"), size, step)
-        for record in records:
+    def write(self, evaluation: Evaluation) -> None:
+        """Headline, per-size, count and timing scalars, phase changes, the figure; then a flush."""
+        add, step = self.writer.add_scalar, evaluation.step
+        for layer, (synergy, redundancy, size) in evaluation.summary.items():
+            add(layer_tag(layer, "synergy"), synergy, step)
+            add(layer_tag(layer, "redundancy"), redundancy, step)
+            add(layer_tag(layer, "synergy_size"), size, step)
+        for record in evaluation.records:
             layer, size = record["layer"], record["size"]
-            self.writer.add_scalar(size_tag(layer, "synergy", size), record["synergy"], step)
-            self.writer.add_scalar(size_tag(layer, "redundancy", size), record["redundancy"], step)
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, step)
+            add(size_tag(layer, "synergy", size), record["synergy"], step)
+            add(size_tag(layer, "redundancy", size), record["redundancy"], step)
+            for name in ("search_seconds", "dead_neurons", "duplicate_neurons"):
+                add(layer_tag(layer, name), record[name], step)
+        add("oinfo/probe_seconds", evaluation.probe_seconds, step)
+        add("oinfo/eval_seconds", evaluation.seconds, step)
+        for name, change in evaluation.phase_changes.items():
+            text = f"{change.previous.value} → {change.phase.value}: {change.reason}"
+            self.writer.add_text(layer_tag(name, "phase"), text, step)
+        self.written += 1
+        if self.figure_every and (self.written - 1) % self.figure_every == 0:
+            figure = size_bars(
+                size_table(evaluation.records), title=f"step {step}", bias_note=self.bias_note
+            )
+            self.writer.add_figure("oinfo/size_bars", figure, step, close=False)
         self.writer.flush()
 
-    def write_figure(self, step: int, figure: Figure) -> None:
-        """Log a matplotlib figure as ``oinfo/size_bars``."""
-        self.writer.add_figure("oinfo/size_bars", figure, step, close=False)
+    def close(self) -> None:
+        """Flush, and close the writer if the monitor created it."""
         self.writer.flush()
-
-    def write_text(self, tag: str, text: str, step: int) -> None:
-        """Log a text event (e.g. a phase change)."""
-        self.writer.add_text(tag, text, step)
-        self.writer.flush()
+        if self.owns_writer:
+            self.writer.close()

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import _global_optimizer_post_hooks
 
-from oinfo_monitor.grokking import GrokkingConfig, build_model, train_grokking
+from oinfo_monitor.experiments.grokking_setup import GrokkingConfig, build_model, train_grokking
 from oinfo_monitor.retrain import (
     BeforeStep,
     RetrainResult,

@@ -12,11 +12,11 @@ from oinfo_monitor.search import (
     STRATEGIES,
     Multiplet,
     SearchResult,
-    _default_exhaustive_max,
-    _Scorer,
     search,
     search_covariance,
 )
+from oinfo_monitor.search.scorer import Scorer
+from oinfo_monitor.search.sizes import default_exhaustive_max
 
 SYNERGY = (1, 4, 6)  # x6 = x1 + x4 + noise
 REDUNDANCY = (0, 3, 7)  # three noisy copies of one source
@@ -115,7 +115,7 @@ def test_incremental_growth_equals_direct_scores(target: str) -> None:
     x = correlated(neurons=8)
     stats = copula_covariance(x, y=targets(x)[target])
     parents = torch.tensor([[0, 2, 5], [1, 3, 4], [2, 6, 7]])
-    grown = _Scorer(stats).grow(parents)
+    grown = Scorer(stats).grow(parents)
     for row, parent in enumerate(parents.tolist()):
         for neuron in range(stats.n_variables):
             if neuron in parent:
@@ -325,4 +325,4 @@ def test_options_are_checked_before_any_estimation() -> None:
 
 
 def test_default_exhaustive_sizes_stay_within_a_million_per_size() -> None:
-    assert [_default_exhaustive_max(n) for n in (8, 20, 30, 200)] == [8, 20, 6, 3]
+    assert [default_exhaustive_max(n) for n in (8, 20, 30, 200)] == [8, 20, 6, 3]

@@ -187,6 +187,15 @@ def test_anneal_finds_planted_multiplets_among_512_variables() -> None:
     assert result.synergy[3].strategy == "anneal" and not result.synergy[3].exact
 
 
+@pytest.mark.parametrize("target", ["continuous", "discrete"])
+def test_anneal_accepts_a_target(target: str) -> None:
+    """Its pair seed ranks the neurons' pairs only, never a pair with the continuous target."""
+    x = planted(samples=600, neurons=30)
+    result = search(x, y=targets(x)[target], strategy="anneal", sizes=[3, 4], steps=5, chains=2)
+    assert sorted(result.synergy) == [3, 4] and sorted(result.redundancy) == [3, 4]
+    assert all(max(m.members) < 30 for m in result.synergy.values())
+
+
 @pytest.mark.parametrize("strategy", ["anneal", "greedy", "clusters", "auto"])
 def test_searches_are_deterministic_under_a_seed(strategy: str) -> None:
     x = planted(samples=500, neurons=40)

@@ -111,7 +111,7 @@ def _top_pairs(stats: CopulaCovariance, count: int) -> Tensor:
     columns = torch.arange(n, device=stats.cov.device)
     values, positions = [], []
     for start in range(0, n, _PAIR_ROWS):
-        block = stats.cov[start : start + _PAIR_ROWS, :n].square()
+        block = stats.cov[start : min(start + _PAIR_ROWS, n), :n].square()  # no target row
         block.mul_(inverse_variance[start : start + _PAIR_ROWS, None]).mul_(inverse_variance)
         lower = columns[None, :] <= columns[start : start + _PAIR_ROWS, None]
         top = torch.topk(block.masked_fill_(lower, -1.0).reshape(-1), min(count, block.numel()))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from oinfo_monitor import OInfoMonitor
-from oinfo_monitor.data import modular_arithmetic
+from oinfo_monitor.experiments.data import modular_arithmetic
 
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("defaults", {}),

@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from oinfo_monitor.data import modular_arithmetic
 from oinfo_monitor.estimators import CopulaCovariance, copula_covariance, entropy_bias
+from oinfo_monitor.experiments.data import modular_arithmetic
 from oinfo_monitor.search import SearchResult, search, search_covariance
 
 # ---- configuration -----------------------------------------------------------------------------

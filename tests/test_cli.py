@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from matplotlib.image import imread
 from torch import nn
 
 from oinfo_monitor import OInfoMonitor, __version__, cli
+from oinfo_monitor.cli import analyze, demo, retrain
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SAMPLES = 400
@@ -64,15 +66,16 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_analyze_npy_prints_sizes_and_members_in_original_columns(
-    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setattr(analyze, "PROGRESS_DELAY", 0.0)  # draw the bar at once, however quick
     code, out, err = run(capsys, "analyze", files["x.npy"], "--strategy", "exhaustive")
     assert code == 0, err
     assert "array 'x': 6 neurons, 1 constant left out (0)" in out
     size_3 = next(line.split() for line in out.splitlines() if line.split()[:1] == ["3"])
     assert size_3[2:5] == ["1", "3", "4"]  # the synergistic triplet, in the file's column numbers
     assert float(size_3[1]) < -0.5
-    assert "analyze |" in err  # the progress bar
+    assert "analyze: 100%" in err and "1/1" in err  # the progress bar
 
 
 def test_analyze_npz_two_arrays_json_and_figure(
@@ -296,7 +299,7 @@ def test_internal_errors_are_one_line_unless_debug(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "search_covariance", broken)
+    monkeypatch.setattr(analyze, "search_covariance", broken)
     code, _, err = run(capsys, "analyze", files["x.npy"])
     assert code == 1
     assert_one_line_error(err)
@@ -325,29 +328,32 @@ def test_every_command_help_mentions_every_option(capsys: pytest.CaptureFixture[
         assert code == 0 and out.startswith("usage: oinfo-monitor"), argv
 
 
-def test_forwarding_help_shows_the_script_options(capsys: pytest.CaptureFixture[str]) -> None:
-    if not (cli.demos_dir() / cli.RETRAIN_SCRIPT).is_file():
-        pytest.skip("the demos ship with the source repository only")
+def test_forwarding_help_shows_the_experiment_options(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "retrain", "--help")
     assert code == 0
-    assert "--debug" in out and "Options passed through to demos/retrain_subnetwork.py" in out
-    assert "--quick" in out
+    assert "--debug" in out and "--quick" in out
+    assert "Options passed through to oinfo_monitor.experiments.retrain_subnetwork" in out
+    assert "usage: oinfo-monitor retrain" in out  # the experiment's own usage line, as the command
+    code, out, _ = run(capsys, "demo", "grokking", "--help")
+    assert code == 0
+    assert "Options passed through to oinfo_monitor.experiments.grokking" in out
+    assert "usage: oinfo-monitor demo grokking" in out and "--weight-decay" in out
 
 
-def fake_demos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Path:
-    """A demos/ folder whose scripts run `body` in main(argv), with the CLI pointed at it."""
-    demos = tmp_path / "demos"
-    demos.mkdir()
-    for script in (*cli.DEMO_SCRIPTS.values(), cli.RETRAIN_SCRIPT):
-        (demos / script).write_text(f"import sys\n\ndef main(argv):\n    {body}\n")
-    monkeypatch.setattr(cli, "demos_dir", lambda: demos)
-    return demos
+def fake_experiments(monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    """Point every demo and ``retrain`` at one fake experiment module whose main(argv) runs `body`."""
+    module = types.ModuleType("fake_experiment")
+    exec(f"import sys\n\ndef main(argv):\n    {body}\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for name in demo.DEMOS:
+        monkeypatch.setitem(demo.DEMOS, name, module.__name__)
+    monkeypatch.setattr(retrain, "RETRAIN_EXPERIMENT", module.__name__)
 
 
 def test_demo_and_retrain_forward_their_arguments(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_demos(tmp_path, monkeypatch, "print(sys.argv[0], '|', ' '.join(argv))")
+    fake_experiments(monkeypatch, "print(sys.argv[0], '|', ' '.join(argv))")
     code, out, _ = run(capsys, "demo", "mnist", "--quick", "--debug", "--run", "x")
     assert (code, out) == (0, "oinfo-monitor demo mnist | --quick --run x\n")
     code, out, _ = run(capsys, "retrain", "--steps", "5", "--mnist")
@@ -355,28 +361,15 @@ def test_demo_and_retrain_forward_their_arguments(
 
 
 def test_a_demo_exit_message_becomes_one_error_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_demos(tmp_path, monkeypatch, "raise SystemExit('error: runs/x already holds a run')")
+    fake_experiments(monkeypatch, "raise SystemExit('error: runs/x already holds a run')")
     code, _, err = run(capsys, "demo", "grokking")
     assert code == 1
     assert err == "oinfo-monitor: error: runs/x already holds a run\n"
 
 
-def test_missing_demos_folder_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(cli, "demos_dir", lambda: tmp_path / "nowhere")
-    for argv in (["demo", "grokking"], ["retrain", "--quick"]):
-        code, _, err = run(capsys, *argv)
-        assert code == 1
-        assert_one_line_error(err)
-        assert "the demos ship with the source repository" in err
-
-
 def test_demo_grokking_runs_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not (cli.demos_dir() / "grokking.py").is_file():
-        pytest.skip("the demos ship with the source repository only")
     tiny = ["--p", "7", "--hidden", "12", "--steps", "20", "--log-points", "4", "--every", "0"]
     tiny += ["--strategy", "exhaustive", "--threads", "1", "--quiet"]
     code, _, err = run(capsys, "demo", "grokking", *tiny, "--runs-dir", tmp_path, "--name", "t")
@@ -386,6 +379,12 @@ def test_demo_grokking_runs_through(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, _, err = run(capsys, "plot", tmp_path / "t" / "oinfo_history.jsonl", "--quiet")
     assert code == 0, err
     assert_png(tmp_path / "t" / "oinfo_curves.png")
+    code, _, err = run(capsys, "demo", "grokking", *tiny, "--runs-dir", tmp_path, "--name", "t")
+    assert code == 1
+    assert (
+        err
+        == f"oinfo-monitor: error: {tmp_path / 't'} already holds a run; pass another --name or delete it\n"
+    )
 
 
 def module_command(*argv: Any) -> subprocess.CompletedProcess[str]:

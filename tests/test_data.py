@@ -1,4 +1,4 @@
-"""Tests for oinfo_monitor.data: the modular-arithmetic task and the MNIST IDX reader."""
+"""Tests for oinfo_monitor.experiments.data: the modular-arithmetic task and the MNIST IDX reader."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from oinfo_monitor.data import mnist, modular_arithmetic
+from oinfo_monitor.experiments.data import mnist, modular_arithmetic
 
 MNIST_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_RAW = MNIST_ROOT / "MNIST" / "raw"

@@ -36,7 +36,7 @@ CONFIG = ROOT / "mkdocs.yml"
 MODULES = (
     "oinfo_monitor",
     "oinfo_monitor.integrations.lightning",
-    "oinfo_monitor.data",
+    "oinfo_monitor.experiments.data",
     "oinfo_monitor.retrain",
     "oinfo_monitor.monitor.phases",
     "oinfo_monitor.search",

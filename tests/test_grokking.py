@@ -1,17 +1,15 @@
-"""Tests for the grokking training loop, its helpers, the progress bar and the grokking demo."""
+"""Tests for the grokking training loop, its helpers and the grokking experiment (the demo)."""
 
-import importlib.util
-import io
 import itertools
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from oinfo_monitor.grokking import (
+from oinfo_monitor.experiments import grokking as demo
+from oinfo_monitor.experiments.grokking_setup import (
     GrokkingConfig,
     GrokkingLog,
     GrokkingMLP,
@@ -24,9 +22,7 @@ from oinfo_monitor.grokking import (
     train_grokking,
     weight_norm,
 )
-from oinfo_monitor.progress import ProgressBar, format_duration
 
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "grokking.py"
 SMALL = GrokkingConfig(p=23, hidden=64, steps=100)  # memorises by about step 30
 
 
@@ -179,58 +175,7 @@ def test_the_monitor_does_not_change_training() -> None:
         assert torch.equal(a, b), name
 
 
-class FakeClock:
-    """A clock that advances one second per reading."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
-class FakeTerminal(io.StringIO):
-    """A text stream that says it is a terminal."""
-
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_off_a_terminal_prints_a_line_every_n_percent() -> None:
-    stream = io.StringIO()
-    bar = ProgressBar(100, "train", stream=stream, every_percent=25, clock=FakeClock())
-    for i in range(100):
-        bar.update(postfix=f"acc {i}")
-    bar.close()
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 4 and "\r" not in stream.getvalue()
-    assert lines[0].startswith("train |#####") and " 25/100" in lines[0] and "acc 24" in lines[0]
-    assert "100/100 100%" in lines[-1] and "it/s" in lines[-1] and "acc 99" in lines[-1]
-
-
-def test_progress_bar_on_a_terminal_redraws_in_place_and_quiet_prints_nothing() -> None:
-    terminal = FakeTerminal()
-    with ProgressBar(10, stream=terminal, clock=FakeClock()) as bar:
-        for _ in range(10):
-            bar.update(postfix="x")
-    text = terminal.getvalue()
-    assert text.count("\r") >= 10 and text.endswith("\n") and text.count("\n") == 1
-    assert "10/10" in text
-    quiet = FakeTerminal()
-    with ProgressBar(10, stream=quiet, quiet=True) as bar:
-        bar.update(10)
-    assert quiet.getvalue() == ""
-    assert format_duration(75) == "01:15" and format_duration(3725) == "1:02:05"
-    assert format_duration(math.nan) == "--:--"
-
-
 def test_demo_writes_its_summary_figure_and_models(tmp_path: Path) -> None:
-    pytest.importorskip("oinfo_monitor.monitor")
-    spec = importlib.util.spec_from_file_location("grokking_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     flags = "--p 11 --hidden 16 --steps 60 --log-points 6 --every 0 --bins 4 --quiet"
     summary = demo.main([*flags.split(), "--name", "tiny", "--runs-dir", str(tmp_path)])
     run_dir = tmp_path / "tiny"
@@ -256,5 +201,5 @@ def test_demo_writes_its_summary_figure_and_models(tmp_path: Path) -> None:
         assert (run_dir / name).is_file(), name
     final = torch.load(run_dir / "final.pt")
     assert final["hidden.weight"].shape == (16, 22)
-    with pytest.raises(SystemExit):  # refuses to append to an existing run
+    with pytest.raises(SystemExit, match="already holds a run"):  # refuses to append to it
         demo.main([*flags.split(), "--name", "tiny", "--runs-dir", str(tmp_path)])

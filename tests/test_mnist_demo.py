@@ -1,13 +1,13 @@
-"""Tests for demos/mnist_layerwise.py: a tiny run on real MNIST, its outputs, and flag checking."""
+"""Tests for the MNIST experiment (demos/mnist_layerwise.py): a tiny run on real MNIST, its outputs, and flag checking."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from oinfo_monitor.experiments import mnist_layerwise
+
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "demos" / "mnist_layerwise.py"
 DATA = REPO.parent / "shared" / "data"
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte")
 HAVE_MNIST = all(
@@ -29,19 +29,10 @@ TINY = [
 ]  # fmt: skip
 
 
-def load_demo():
-    """Import the demo script as a module (it is not part of the package)."""
-    spec = importlib.util.spec_from_file_location("mnist_layerwise_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    return demo
-
-
 @pytest.fixture(scope="module")
 def demo():
-    """The demo module."""
-    return load_demo()
+    """The experiment module that demos/mnist_layerwise.py runs."""
+    return mnist_layerwise
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Datasets for demos and tests: modular arithmetic (grokking) and MNIST read from IDX files."""
+"""Datasets of the experiments: modular arithmetic (grokking) and MNIST read from IDX files."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class ModularArithmetic:
 
 
 def _is_prime(n: int) -> bool:
+    """Whether `n` is a prime number (trial division; p is small)."""
     return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
 
 
@@ -115,6 +116,7 @@ def modular_arithmetic(
 
 
 def _how_to_get(raw_dir: Path) -> str:
+    """The ways to get the MNIST files into `raw_dir`, for an error message."""
     names = ", ".join(name for pair in _MNIST_FILES.values() for name in pair)
     return (
         "Get them with download=True (needs the optional torchvision extra: "
@@ -124,6 +126,7 @@ def _how_to_get(raw_dir: Path) -> str:
 
 
 def _locate(raw_dir: Path, name: str) -> Path | None:
+    """The raw or else the gzipped MNIST file `name` in `raw_dir`, or None."""
     for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
         if candidate.is_file():
             return candidate

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from oinfo_monitor.data import ModularArithmetic, modular_arithmetic
+from oinfo_monitor.experiments.data import ModularArithmetic, modular_arithmetic
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A deliberately naive reference for the Gaussian-copula measures, plus analytic values and error bars.
 
-Written from the formulas (DESIGN.md, the `measures.py` docstring), not from the engine's code:
+Written from the formulas (docs/concepts.md, the `estimators/measures.py` docstring), not from the engine's code:
 numpy and scipy only, one multiplet at a time, and the entropy of every subset computed directly
 from the samples with `np.cov` and `np.linalg.slogdet`. Slow on purpose: its only job is to be
 obviously right, so the tests can hold the fast engine to it.

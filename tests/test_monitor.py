@@ -124,19 +124,24 @@ def test_tensorboard_events_match_history(tmp_path: Path) -> None:
 
 
 def test_custom_layout_groups_layers_and_measures() -> None:
-    """Each layer's chart holds its synergy and redundancy; one chart per measure holds all layers."""
-    charts = custom_layout(["fc1", "fc2"])["O-information"]
-    patterns = charts["fc1: synergy & redundancy"][1]
-    assert patterns == [r"^oinfo/fc1/synergy$", r"^oinfo/fc1/redundancy$"]
+    """Per layer: margin charts (value, lower, upper) and value-with-chance charts whose patterns
+    match only that layer's tags; one chart per measure holds all layers."""
+    layout = custom_layout(["fc1", "fc2"])
+    charts = layout["O-information: fc1"]
+    assert charts["synergy ± 2 SD (bits)"] == [
+        "Margin",
+        ["oinfo/fc1/synergy", "oinfo/fc1/synergy_lower", "oinfo/fc1/synergy_upper"],
+    ]
+    patterns = charts["synergy and its chance level (bits)"][1]
     tags = [
         "oinfo/fc1/synergy",
+        "oinfo/fc1/synergy_chance",
         "oinfo/fc1/synergy_size",
-        "oinfo/fc1/redundancy",
         "oinfo/fc12/synergy",
     ]
     matched = [t for t in tags if any(re.search(p, t) for p in patterns)]
-    assert matched == ["oinfo/fc1/synergy", "oinfo/fc1/redundancy"]
-    assert "synergy (all layers, bits)" in charts
+    assert matched == ["oinfo/fc1/synergy", "oinfo/fc1/synergy_chance"]
+    assert "synergy (all layers, bits)" in layout["O-information: all layers"]
 
 
 def test_nan_activations_warn_and_training_goes_on(tmp_path: Path) -> None:

@@ -52,13 +52,15 @@ from oinfo_monitor.monitor.preflight import check_sizes, dry_run
 from oinfo_monitor.monitor.probe import materialize_probe
 from oinfo_monitor.monitor.records import (
     Evaluation,
+    earlier_records,
     headline,
-    read_records,
     records_from_result,
 )
-from oinfo_monitor.monitor.sinks import HistorySink, Sink, TensorBoardSink
+from oinfo_monitor.monitor.sinks import Sink, monitor_sinks
 from oinfo_monitor.monitor.steps import Schedule, StepGate
+from oinfo_monitor.monitor.trust import Trust
 from oinfo_monitor.search import SearchResult, search_covariance
+from oinfo_monitor.search.uncertainty import ChanceLevels, Noise
 
 __all__ = ["HISTORY_FILE", "OInfoMonitor"]
 
@@ -107,6 +109,10 @@ class OInfoMonitor:
             dict per layer name (default: from the module's ``batch_first``, else 0).
         resume: continue an existing history file (its steps count as evaluated); without it a
             history file that already holds records is refused.
+        noise_resamples, surrogates, null_every: every value carries its noise and its chance
+            level (see `search.uncertainty`): the bootstrap SD over `noise_resamples` resamples
+            (0: off), and the 5%/95% quantiles of the same search on `surrogates` column-permuted
+            probes (0: off), recomputed every `null_every` evaluations and reused in between.
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -148,6 +154,9 @@ class OInfoMonitor:
         probe_axis: int = 0,
         sample_axis: int | Mapping[str, int] | None = None,
         resume: bool = False,
+        noise_resamples: int = 10,
+        surrogates: int = 19,
+        null_every: int = 20,
     ) -> None:
         settings = MonitorSettings(
             capture=capture,
@@ -172,11 +181,14 @@ class OInfoMonitor:
             probe_axis=probe_axis,
             sample_axis=sample_axis,
             resume=resume,
+            noise_resamples=noise_resamples,
+            surrogates=surrogates,
+            null_every=null_every,
         )
         self.settings = settings
         self.model = model
         self.layers = resolve_layers(unwrap_model(model), layers)
-        self._check_layer_names()
+        settings.check_layer_names(self.layers)
         self.inputs, self.target = materialize_probe(probe, target, max_samples, probe_axis)
         self.n_samples = int(self.inputs[0].shape[probe_axis])
         self.every = settings.schedule
@@ -203,6 +215,15 @@ class OInfoMonitor:
         self.evaluations = 0
         self.skipped_steps: list[int] = []
         self.trackers = settings.trackers(self.layers)
+        self.trust = Trust(
+            settings.noise_resamples,
+            settings.surrogates,
+            settings.null_every,
+            self.target,
+            ties,
+            bias_correct,
+            seed,
+        )
         self._warned: set[Any] = set()
         if history_path is None and writer is not None:
             history_path = Path(writer.log_dir) / HISTORY_FILE
@@ -212,63 +233,26 @@ class OInfoMonitor:
         self.sinks: list[Sink] = []
         if self.active:
             self._open_history()
-            self.sinks = self._sinks(writer, logdir)
+            self.sinks = monitor_sinks(
+                self.history_path, writer, logdir, settings.figure_every, bias_correct
+            )
         for sink in self.sinks:
             self._guard("starting a sink", sink.start, list(self.layers), self.config())
 
-    def _sinks(self, writer: SummaryWriter | None, logdir: str | Path | None) -> list[Sink]:
-        """The history file and TensorBoard sinks this monitor writes to."""
-        sinks: list[Sink] = []
-        if self.history_path is not None:
-            sinks.append(HistorySink(self.history_path))
-        owns = writer is None and logdir is not None
-        if owns:
-            writer = SummaryWriter(log_dir=str(logdir))
-        if writer is not None:
-            sinks.append(
-                TensorBoardSink(
-                    writer,
-                    owns_writer=owns,
-                    figure_every=self.settings.figure_every,
-                    bias_correct=self.bias_correct,
-                )
-            )
-        return sinks
-
-    def _check_layer_names(self) -> None:
-        """Options keyed by layer name must name monitored layers."""
-        for option in ("layer_options", "sample_axis"):
-            value = getattr(self.settings, option)
-            unknown = sorted(set(value) - set(self.layers)) if isinstance(value, Mapping) else []
-            if unknown:
-                raise ValueError(
-                    f"{option} names unmonitored layer(s) {unknown}; monitored: {list(self.layers)}"
-                )
-
     def _open_history(self) -> None:
-        """Refuse a history file from an earlier run unless resuming; when resuming, continue it."""
-        path = self.history_path
-        if path is None or not path.exists() or path.stat().st_size == 0:
+        """Continue the history file of an earlier run (see `records.earlier_records`)."""
+        if self.history_path is None:
             return
-        records = list(read_records(path))
-        if not records:
-            return
+        records = earlier_records(self.history_path, self.settings.resume)
         steps = sorted({int(record["step"]) for record in records})
-        if not self.settings.resume:
-            raise ValueError(
-                f"the history file {path} already holds {len(records)} records (steps "
-                f"{steps[0]}..{steps[-1]}) from an earlier run; pass resume=True to continue it "
-                "(steps up to the last one are then not evaluated again), or write to a new "
-                "logdir / history_path"
-            )
-        self.history = records
-        self.evaluations = len(steps)
-        self.gate.last = self.gate.resumed = steps[-1]
         for step in steps:
-            summary = headline(r for r in records if int(r["step"]) == step)
-            for name, (synergy, redundancy, _) in summary.items():
-                if name in self.trackers:
-                    self.trackers[name].update(step, -synergy, redundancy)
+            done = [r for r in records if int(r["step"]) == step]
+            self._guard(
+                "replaying phases", self._track, Evaluation(step, done, {}, summary=headline(done))
+            )
+        self.history, self.evaluations = records, len(steps)
+        if steps:
+            self.gate.last = self.gate.resumed = steps[-1]
 
     def config(self) -> dict[str, Any]:
         """The monitor's configuration as plain values (logged to TensorBoard as text)."""
@@ -347,20 +331,25 @@ class OInfoMonitor:
         evaluation = Evaluation(step, [], {}, probe_seconds=probe_seconds)
         for name, values in activations.items():
             try:
-                result, context = self._search_layer(name, values)
+                result, context, noise, chance = self._search_layer(name, step, values)
             except ValueError as error:
                 evaluation.skipped[name] = str(error)
                 self._warn_once(("layer", name), f"layer {name!r} skipped at step {step}: {error}")
                 continue
             evaluation.results[name] = result
             context["probe_seconds"] = probe_seconds
-            evaluation.records.extend(records_from_result(step, name, result, context))
+            evaluation.records.extend(
+                records_from_result(step, name, result, context, noise, chance)
+            )
         evaluation.summary = headline(evaluation.records)
         evaluation.seconds = time.perf_counter() - start
         return evaluation
 
-    def _search_layer(self, name: str, values: Tensor) -> tuple[SearchResult, dict[str, Any]]:
-        """Drop dead and duplicated neurons, estimate the copula covariance and search it."""
+    def _search_layer(
+        self, name: str, step: int, values: Tensor
+    ) -> tuple[SearchResult, dict[str, Any], Noise | None, tuple[int, ChanceLevels] | None]:
+        """Drop dead and duplicated neurons, estimate the copula covariance and search it; then
+        the noise of what it found and (when due) the chance level of the search."""
         values = values.reshape(values.shape[0], -1)
         finite = torch.isfinite(values)
         if not bool(finite.all()):
@@ -387,13 +376,21 @@ class OInfoMonitor:
             size_limit=self.size_limits[name],
             **options,
         )
+        began = time.perf_counter()
+        try:
+            limit = {"size_limit": self.size_limits[name]}
+            noise, chance = self.trust.of(name, step, values, kept, result, {**options, **limit})
+        except Exception as error:  # the value stands; only its noise/chance level is missing
+            self._warn_once(("trust", name), f"noise/chance of layer {name!r} failed: {error}")
+            noise, chance = None, None
         context = {
+            "trust_seconds": time.perf_counter() - began,
             "n_neurons": int(values.shape[1]),
             "dead_neurons": len(neurons.dead),
             "duplicate_neurons": len(neurons.duplicates),
             "capture": self.settings.capture,
         }
-        return result, context
+        return result, context, noise, chance
 
     def _publish(self, evaluation: Evaluation) -> None:
         """Keep the records, track phases, send the evaluation to every sink and the callback;
@@ -411,7 +408,17 @@ class OInfoMonitor:
         """Feed each layer's headline to its phase tracker; keep the changes it reports."""
         for name, (synergy, redundancy, _) in evaluation.summary.items():
             tracker = self.trackers.get(name)
-            change = tracker.update(evaluation.step, -synergy, redundancy) if tracker else None
+            if tracker is None:
+                continue
+            first = next(r for r in evaluation.records if r["layer"] == name)
+            chance = first["headline_synergy_chance"]
+            change = tracker.update(
+                evaluation.step,
+                -synergy,
+                redundancy,
+                synergy_sd=first["headline_synergy_sd"],
+                significant=None if chance is None else synergy < chance,
+            )
             if change is not None:
                 evaluation.phase_changes[name] = change
 

@@ -88,6 +88,9 @@ class MonitorSettings:
     probe_axis: int = 0
     sample_axis: int | Mapping[str, int] | None = None
     resume: bool = False
+    noise_resamples: int = 10
+    surrogates: int = 19
+    null_every: int = 20
     schedule: Schedule = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +103,13 @@ class MonitorSettings:
         _check_int("figure_every", self.figure_every, 0)
         _check_int("batch_size", self.batch_size, 1, optional=True)
         _check_int("max_samples", self.max_samples, 1, optional=True)
+        if self.noise_resamples == 1:
+            raise ValueError(
+                "noise_resamples must be 0 (off) or >= 2 (an SD needs two values), got 1"
+            )
+        _check_int("noise_resamples", self.noise_resamples, 0)
+        _check_int("surrogates", self.surrogates, 0)
+        _check_int("null_every", self.null_every, 1)
         _check_axis("probe_axis", self.probe_axis)
         for flag in ("bias_correct", "resume"):
             if not isinstance(getattr(self, flag), bool):
@@ -172,6 +182,16 @@ class MonitorSettings:
                 f"got {self.track_phases!r}"
             )
         return {name: PhaseTracker(**options) for name in layers}
+
+    def check_layer_names(self, layers: Iterable[str]) -> None:
+        """Options keyed by layer name must name monitored layers."""
+        for option in ("layer_options", "sample_axis"):
+            value = getattr(self, option)
+            unknown = sorted(set(value) - set(layers)) if isinstance(value, Mapping) else []
+            if unknown:
+                raise ValueError(
+                    f"{option} names unmonitored layer(s) {unknown}; monitored: {list(layers)}"
+                )
 
     def layer_sample_axis(self, layer: str) -> int | None:
         """The sample axis given for one layer's output, or None to read it from the module."""

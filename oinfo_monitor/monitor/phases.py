@@ -34,6 +34,20 @@ The peak is that of the smoothed curve, so it lags a peak of the raw curve by ab
 
 Defaults: ``span=5``, ``rise=1.5``, ``drop=0.2``, ``patience=3``, ``min_bits=0.05``. Set
 ``min_bits`` to a few times the noise of the synergy estimate.
+
+In units of the noise. When each evaluation comes with the SD of its synergy (the monitor always
+passes the bootstrap SD of the headline, see `search.uncertainty`), rules 3 and 6 become:
+
+3′. Rise condition: ``s_t − m_t > rise_sd · sd_t`` and the value is significant (beyond its chance
+    level; a value that is not cannot start emergence).
+6′. Drop condition: ``M_t − s_t > drop_sd · sd_t``.
+
+Defaults ``rise_sd=4``, ``drop_sd=4``. Measured on simulated curves of 81 evaluations with the
+demo's schedule and noise (tests/test_phases.py::test_rates_in_units_of_the_noise): a flat plateau
+plus noise gives a confirmed peak in at most 5% of runs, a plateau that steps down in none, and a
+peak of 10 SD is confirmed in at least 90%. The peak's *confirmation step* (the decoupling
+decision, ``peak_confirmed_step`` in `summary`) is when the tracker knew; the causal lead of a peak
+over grokking is the grokking step minus that step (negative: the tracker only knew after).
 """
 
 import copy
@@ -99,6 +113,8 @@ class PhaseTracker:
         drop: float = 0.2,
         patience: int = 3,
         min_bits: float = 0.05,
+        rise_sd: float = 4.0,
+        drop_sd: float = 4.0,
     ) -> None:
         """Set the rule's parameters (see the module docstring) after checking them."""
         if not isinstance(span, int) or span < 1:
@@ -111,18 +127,25 @@ class PhaseTracker:
             raise ValueError(f"patience must be an integer >= 1 (evaluations), got {patience!r}")
         if not 0 <= min_bits < math.inf:
             raise ValueError(f"min_bits must be a finite number >= 0, got {min_bits!r}")
+        for name, value in (("rise_sd", rise_sd), ("drop_sd", drop_sd)):
+            if not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0 (SDs), got {value!r}")
         self._params: dict[str, Any] = {
             "span": span,
             "rise": rise,
             "drop": drop,
             "patience": patience,
             "min_bits": min_bits,
+            "rise_sd": rise_sd,
+            "drop_sd": drop_sd,
         }
         self._alpha = 2.0 / (span + 1)
         self._rise = rise
         self._drop = drop
         self._patience = patience
         self._min_bits = min_bits
+        self._rise_sd = rise_sd
+        self._drop_sd = drop_sd
         self._s = _State()
         self._changes: list[PhaseChange] = []
 
@@ -161,9 +184,23 @@ class PhaseTracker:
         """The latest smoothed redundancy (bits), for logging next to the raw value."""
         return self._s.redundancy
 
-    def update(self, step: int, synergy: float, redundancy: float) -> PhaseChange | None:
-        """Feed one evaluation (skipped if not finite) and return the phase change it decides."""
+    def update(
+        self,
+        step: int,
+        synergy: float,
+        redundancy: float,
+        synergy_sd: float | None = None,
+        significant: bool | None = None,
+    ) -> PhaseChange | None:
+        """Feed one evaluation (skipped if not finite) and return the phase change it decides.
+
+        With `synergy_sd` (the noise of this synergy value, bits) the rise and drop thresholds are
+        `rise_sd` and `drop_sd` times it (rule 3′ and 6′ of the module docstring); `significant`
+        False (the value is not beyond its chance level) keeps emergence from starting.
+        """
         step = operator.index(step)
+        if synergy_sd is not None and not (math.isfinite(synergy_sd) and synergy_sd >= 0):
+            synergy_sd = None
         s = self._s
         if s.last_step is not None and step <= s.last_step:
             raise ValueError(f"steps must increase: got {step} after {s.last_step}")
@@ -176,8 +213,12 @@ class PhaseTracker:
         s.redundancy = self._smooth(s.redundancy, redundancy)
         s.running_min = s.synergy if s.running_min is None else min(s.running_min, s.synergy)
         if s.phase is Phase.FEATURE_LEARNING:
-            need = max((self._rise - 1) * abs(s.running_min), self._min_bits)
-            rises = s.synergy > self._min_bits and s.synergy - s.running_min > need
+            if synergy_sd is None:
+                need = max((self._rise - 1) * abs(s.running_min), self._min_bits)
+                rises = s.synergy > self._min_bits and s.synergy - s.running_min > need
+            else:
+                need = self._rise_sd * synergy_sd
+                rises = significant is not False and s.synergy - s.running_min > need
             self._raise_peak(step, restart=rises and s.streak == 0)
             if self._confirmed(rises, step):
                 return self._move(
@@ -191,7 +232,10 @@ class PhaseTracker:
         self._raise_peak(step, restart=False)
         if s.phase is Phase.EMERGENCE:
             assert s.running_peak is not None
-            need = max(self._drop * s.running_peak, self._min_bits)
+            if synergy_sd is None:
+                need = max(self._drop * s.running_peak, self._min_bits)
+            else:
+                need = self._drop_sd * synergy_sd
             if self._confirmed(s.running_peak - s.synergy > need, step):
                 s.peak_step = s.running_peak_step
                 s.peak_synergy = s.running_peak
@@ -259,6 +303,7 @@ class PhaseTracker:
             "decoupling_step": decided.get(Phase.DECOUPLING.value),
             "decoupling_onset_step": s.onsets.get(Phase.DECOUPLING.value),
             "peak_step": s.peak_step,
+            "peak_confirmed_step": decided.get(Phase.DECOUPLING.value),
             "peak_synergy": s.peak_synergy,
             "peak_redundancy": s.peak_redundancy,
             "changes": [_change_to_dict(c) for c in self._changes],

@@ -17,6 +17,7 @@ from typing import Any
 
 from oinfo_monitor.monitor.phases import PhaseChange
 from oinfo_monitor.search import SearchResult
+from oinfo_monitor.search.uncertainty import ChanceLevels, Noise
 
 RECORD_FIELDS: tuple[str, ...] = (
     "step",
@@ -30,6 +31,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "exact",
     "probe_seconds",
     "search_seconds",
+    "trust_seconds",
     "n_samples",
     "n_neurons",
     "dead_neurons",
@@ -39,17 +41,42 @@ RECORD_FIELDS: tuple[str, ...] = (
     "ties",
     "bias_correct",
     "units",
+    "synergy_sd",
+    "redundancy_sd",
+    "synergy_chance",
+    "redundancy_chance",
+    "synergy_significant",
+    "redundancy_significant",
+    "headline_synergy_sd",
+    "headline_redundancy_sd",
+    "headline_synergy_chance",
+    "headline_redundancy_chance",
+    "noise_resamples",
+    "surrogates",
+    "chance_step",
 )
-"""Keys of every history record, in the order they are written."""
+"""Keys of every history record, in the order they are written.
+
+The trust fields (see `search.uncertainty`) are in bits: ``*_sd`` the bootstrap SD of the value
+(``noise_resamples`` resamples), ``*_chance`` its chance level (5% quantile of surrogate min Ω for
+synergy, 95% of surrogate max Ω for redundancy, from ``surrogates`` surrogates computed at step
+``chance_step``), ``*_significant`` whether the value is beyond its chance level. ``headline_*``
+are the same for the layer's headline (the extreme over sizes). Each is None when turned off."""
 
 
 def records_from_result(
-    step: int, layer: str, result: SearchResult, context: dict[str, Any]
+    step: int,
+    layer: str,
+    result: SearchResult,
+    context: dict[str, Any],
+    noise: Noise | None = None,
+    chance: tuple[int, ChanceLevels] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per searched size of a layer's `SearchResult` at `step`.
 
     `context` supplies the per-evaluation fields that the search does not know (capture mode,
-    probe seconds, neuron counts, dead neurons).
+    probe seconds, neuron counts, dead neurons); `noise` and `chance` (the step it was computed
+    at, and the levels) the trust fields.
     """
     records = []
     for size in sorted(result.synergy):
@@ -71,9 +98,37 @@ def records_from_result(
             "bias_correct": bool(result.bias_correct),
             "units": result.units,
             **context,
+            **trust_fields(size, synergy.value, redundancy.value, noise, chance),
         }
         records.append({key: record[key] for key in RECORD_FIELDS})
     return records
+
+
+def trust_fields(
+    size: int,
+    synergy: float,
+    redundancy: float,
+    noise: Noise | None,
+    chance: tuple[int, ChanceLevels] | None,
+) -> dict[str, Any]:
+    """The trust fields of one record (see `RECORD_FIELDS`); None where noise or chance is off."""
+    fields: dict[str, Any] = dict.fromkeys(RECORD_FIELDS[RECORD_FIELDS.index("synergy_sd") :])
+    if noise is not None:
+        fields["synergy_sd"] = noise.synergy_sd[size]
+        fields["redundancy_sd"] = noise.redundancy_sd[size]
+        fields["headline_synergy_sd"] = noise.headline_synergy_sd
+        fields["headline_redundancy_sd"] = noise.headline_redundancy_sd
+        fields["noise_resamples"] = noise.resamples
+    if chance is not None:
+        computed, levels = chance
+        fields["synergy_chance"], fields["redundancy_chance"] = levels.at(size)
+        fields["synergy_significant"] = bool(synergy < fields["synergy_chance"])
+        fields["redundancy_significant"] = bool(redundancy > fields["redundancy_chance"])
+        fields["headline_synergy_chance"] = levels.headline_synergy
+        fields["headline_redundancy_chance"] = levels.headline_redundancy
+        fields["surrogates"] = levels.surrogates
+        fields["chance_step"] = int(computed)
+    return fields
 
 
 def headline(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float, float, int]]:
@@ -127,6 +182,27 @@ def _last_byte(path: Path) -> bytes:
     with path.open("rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1)
+
+
+def earlier_records(path: str | os.PathLike[str], resume: bool) -> list[dict[str, Any]]:
+    """The records an earlier run left in a history file (none if there is no such file).
+
+    A new monitor must not mix two runs in one file: without `resume` a file that holds records
+    is refused, with a message that says what to pass.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    records = list(read_records(path))
+    if records and not resume:
+        steps = sorted({int(record["step"]) for record in records})
+        raise ValueError(
+            f"the history file {path} already holds {len(records)} records (steps "
+            f"{steps[0]}..{steps[-1]}) from an earlier run; pass resume=True to continue it "
+            "(steps up to the last one are then not evaluated again), or write to a new "
+            "logdir / history_path"
+        )
+    return records
 
 
 class TornRecordWarning(UserWarning):

@@ -5,6 +5,9 @@ TensorBoard tag (all O-information values in bits):
 
 - ``oinfo/<layer>/synergy``: min Ω over the searched sizes (more negative = more synergistic)
 - ``oinfo/<layer>/redundancy``: max Ω over the searched sizes
+- ``oinfo/<layer>/synergy_lower``, ``_upper``, ``_sd``: the headline's ±2 SD band and its bootstrap
+  SD; ``oinfo/<layer>/synergy_chance``: its chance level; ``oinfo/<layer>/synergy_significant``:
+  1 when it is beyond its chance level, else 0 (the same six for ``redundancy``)
 - ``oinfo/<layer>/synergy_size``: neurons in the most synergistic multiplet (the synergistic sub-network)
 - ``oinfo/<layer>/search_seconds``, ``oinfo/<layer>/dead_neurons``, ``oinfo/<layer>/duplicate_neurons``
 - ``oinfo_by_size/<layer>/synergy_kNN`` and ``oinfo_by_size/<layer>/redundancy_kNN``: per size k
@@ -58,17 +61,26 @@ def size_tag(layer: str, name: str, size: int) -> str:
 
 
 def custom_layout(layers: list[str]) -> dict[str, dict[str, list[Any]]]:
-    """Custom-scalars layout: one chart per layer (synergy with redundancy), one per measure (all layers)."""
-    charts: dict[str, list[Any]] = {
-        f"{layer}: synergy & redundancy": [
-            "Multiline",
-            [f"^{re.escape(layer_tag(layer, name))}$" for name in ("synergy", "redundancy")],
-        ]
-        for layer in layers
+    """Custom-scalars layout, one group per layer: synergy and redundancy each as a margin chart
+    (the value with its ±2 SD band) and each with its chance level in a chart of their own (two
+    axes, since synergy and redundancy can differ by an order of magnitude); then one chart per
+    measure over all layers."""
+    layout: dict[str, dict[str, list[Any]]] = {}
+    for layer in layers:
+        charts: dict[str, list[Any]] = {}
+        for name in ("synergy", "redundancy"):
+            tag = layer_tag(layer, name)
+            charts[f"{name} ± 2 SD (bits)"] = ["Margin", [tag, f"{tag}_lower", f"{tag}_upper"]]
+            charts[f"{name} and its chance level (bits)"] = [
+                "Multiline",
+                [f"^{re.escape(tag)}$", f"^{re.escape(tag)}_chance$"],
+            ]
+        layout[f"O-information: {layer}"] = charts
+    layout["O-information: all layers"] = {
+        f"{measure} (all layers, bits)": ["Multiline", [rf"^oinfo/.+/{measure}$"]]
+        for measure in ("synergy", "redundancy")
     }
-    for measure in ("synergy", "redundancy"):
-        charts[f"{measure} (all layers, bits)"] = ["Multiline", [rf"^oinfo/.+/{measure}$"]]
-    return {"O-information": charts}
+    return layout
 
 
 class HistorySink:
@@ -87,6 +99,30 @@ class HistorySink:
 
     def close(self) -> None:
         """Every write is already flushed."""
+
+
+def monitor_sinks(
+    history_path: str | os.PathLike[str] | None,
+    writer: SummaryWriter | None,
+    logdir: str | os.PathLike[str] | None,
+    figure_every: int,
+    bias_correct: bool,
+) -> list[Sink]:
+    """The sinks of a monitor: the history file, and TensorBoard through the given writer or a
+    writer on `logdir` (which the sink then owns and closes)."""
+    sinks: list[Sink] = []
+    if history_path is not None:
+        sinks.append(HistorySink(history_path))
+    owns = writer is None and logdir is not None
+    if owns:
+        writer = SummaryWriter(log_dir=str(logdir))
+    if writer is not None:
+        sinks.append(
+            TensorBoardSink(
+                writer, owns_writer=owns, figure_every=figure_every, bias_correct=bias_correct
+            )
+        )
+    return sinks
 
 
 class TensorBoardSink:
@@ -121,15 +157,26 @@ class TensorBoardSink:
     def write(self, evaluation: Evaluation) -> None:
         """Headline, per-size, count and timing scalars, phase changes, the figure; then a flush."""
         add, step = self.writer.add_scalar, evaluation.step
+        first = {record["layer"]: record for record in reversed(evaluation.records)}
         for layer, (synergy, redundancy, size) in evaluation.summary.items():
-            add(layer_tag(layer, "synergy"), synergy, step)
-            add(layer_tag(layer, "redundancy"), redundancy, step)
+            for name, value in (("synergy", synergy), ("redundancy", redundancy)):
+                tag, sd = layer_tag(layer, name), first[layer][f"headline_{name}_sd"]
+                add(tag, value, step)
+                if sd is not None:
+                    add(f"{tag}_lower", value - 2 * sd, step)
+                    add(f"{tag}_upper", value + 2 * sd, step)
+                    add(f"{tag}_sd", sd, step)
+                chance = first[layer][f"headline_{name}_chance"]
+                if chance is not None:
+                    add(f"{tag}_chance", chance, step)
+                    beyond = value < chance if name == "synergy" else value > chance
+                    add(f"{tag}_significant", float(beyond), step)
             add(layer_tag(layer, "synergy_size"), size, step)
         for record in evaluation.records:
             layer, size = record["layer"], record["size"]
             add(size_tag(layer, "synergy", size), record["synergy"], step)
             add(size_tag(layer, "redundancy", size), record["redundancy"], step)
-            for name in ("search_seconds", "dead_neurons", "duplicate_neurons"):
+            for name in ("search_seconds", "trust_seconds", "dead_neurons", "duplicate_neurons"):
                 add(layer_tag(layer, name), record[name], step)
         add("oinfo/probe_seconds", evaluation.probe_seconds, step)
         add("oinfo/eval_seconds", evaluation.seconds, step)

@@ -1,0 +1,206 @@
+"""How sure a search's extremes are: their noise (bootstrap SD) and their chance level (a null).
+
+A search reports, per multiplet size, the most synergistic (min Ω) and most redundant (max Ω)
+multiplet. Two questions decide whether such a value can be trusted:
+
+- **Noise.** How much would the value move with another probe set? `bootstrap_noise` resamples the
+  probe's samples with replacement, redoes the copula transform with a fresh tie draw (so the
+  tie-breaking noise of ``ties="random"`` is included) and re-scores the multiplets the search
+  chose. It does not re-run the search: the SD is that of the reported multiplets' Ω, the quantity
+  a curve follows from one evaluation to the next, and re-scoring costs their members only.
+- **Chance level.** An extreme over many candidates lies away from zero even on independent data,
+  and the further the more candidates there are. `chance_levels` runs the same search (strategy,
+  sizes, options, sample count, tie policy) on surrogates in which every neuron's samples are
+  permuted independently: the marginals, ties included, are kept and every dependence is
+  destroyed. Its 5% quantile of surrogate min Ω (95% of max Ω) is the chance level: a synergy
+  below it, or a redundancy above it, is *significant*. A size that a surrogate's search did not
+  produce (the clusters strategy's union sizes depend on the data) takes that surrogate's
+  extreme at the nearest size it did produce.
+
+The headline of a layer (min Ω over sizes, max Ω over sizes) gets the same two numbers, computed
+for the headline itself (the extreme over sizes of each resample or surrogate). All in bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from oinfo_monitor.estimators import TiePolicy, copula_covariance
+from oinfo_monitor.search.api import search_covariance
+from oinfo_monitor.search.results import SearchResult
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Bootstrap SDs (bits) of a search's extremes, per size and for the headline."""
+
+    synergy_sd: dict[int, float]
+    redundancy_sd: dict[int, float]
+    headline_synergy_sd: float
+    headline_redundancy_sd: float
+    resamples: int
+
+
+@dataclass(frozen=True)
+class ChanceLevels:
+    """Chance levels (bits) of a search's extremes: a quantile of the same search on surrogates.
+
+    `synergy[k]` is the `quantile` (5%) of surrogate min Ω at size k, `redundancy[k]` the
+    1 − `quantile` (95%) of surrogate max Ω; `headline_*` the same for the extremes over sizes.
+    """
+
+    synergy: dict[int, float]
+    redundancy: dict[int, float]
+    headline_synergy: float
+    headline_redundancy: float
+    surrogates: int
+    quantile: float
+
+    def at(self, size: int) -> tuple[float, float]:
+        """(synergy, redundancy) chance levels at `size`, from the nearest size surrogates produced."""
+        nearest = min(self.synergy, key=lambda k: (abs(k - size), k))
+        return self.synergy[nearest], self.redundancy[nearest]
+
+
+def bootstrap_noise(
+    x: Tensor,
+    result: SearchResult,
+    *,
+    resamples: int = 10,
+    y: Tensor | None = None,
+    ties: TiePolicy = "random",
+    bias_correct: bool = True,
+    seed: int = 0,
+) -> Noise:
+    """SD over bootstrap resamples of the Ω of each multiplet `result` chose, and of its headline.
+
+    `x` [samples, neurons] holds the data the search ran on, its columns numbered as the members
+    of `result`. Each resample draws the samples with replacement, copula-transforms the members'
+    columns again (tie seed changed per resample) and re-scores every chosen multiplet. A resample
+    in which a member is constant (a rarely active neuron drawn only at rest) cannot be scored; it
+    is drawn again, up to `resamples` extra draws, and `Noise.resamples` counts the ones used (an
+    SD from fewer than 2 is NaN). Deterministic for a given `seed`.
+
+    Examples:
+        >>> from oinfo_monitor.search import search
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(500, 6, generator=g, dtype=torch.float64)
+        >>> x[:, 2] = x[:, 0] + x[:, 1] + 0.5 * x[:, 2]
+        >>> found = search(x, sizes=[3], strategy="exhaustive")
+        >>> noise = bootstrap_noise(x, found, resamples=20)
+        >>> 0 < noise.synergy_sd[3] < 0.2
+        True
+    """
+    if resamples < 2:
+        raise ValueError(f"resamples must be >= 2 to estimate an SD, got {resamples}")
+    sizes = sorted(result.synergy)
+    chosen = [result.synergy[k].members for k in sizes] + [
+        result.redundancy[k].members for k in sizes
+    ]
+    columns = sorted({member for members in chosen for member in members})
+    position = {column: i for i, column in enumerate(columns)}
+    multiplets = [[position[m] for m in members] for members in chosen]
+    data = x[:, columns]
+    generator = torch.Generator().manual_seed(seed)
+    scored: list[Tensor] = []
+    for draw in range(2 * resamples):
+        if len(scored) == resamples:
+            break
+        rows = torch.randint(0, data.shape[0], (data.shape[0],), generator=generator)
+        rows = rows.to(data.device)
+        sample = data[rows]
+        if bool(((sample == sample[:1]).all(0)).any()):
+            continue
+        stats = copula_covariance(
+            sample,
+            y=None if y is None else y[rows],
+            bias_correct=bias_correct,
+            ties=ties,
+            seed=seed + 1 + draw,
+        )
+        scored.append(stats.oinfo(multiplets).cpu())
+    nan = torch.full((1, len(chosen)), float("nan"), dtype=torch.float64)
+    values = torch.stack(scored) if len(scored) >= 2 else nan
+    synergy, redundancy = values[:, : len(sizes)], values[:, len(sizes) :]
+    return Noise(
+        synergy_sd={k: float(synergy[:, i].std()) for i, k in enumerate(sizes)},
+        redundancy_sd={k: float(redundancy[:, i].std()) for i, k in enumerate(sizes)},
+        headline_synergy_sd=float(synergy.min(1).values.std()),
+        headline_redundancy_sd=float(redundancy.max(1).values.std()),
+        resamples=len(scored),
+    )
+
+
+def permuted(x: Tensor, generator: torch.Generator) -> Tensor:
+    """`x` with the samples of every column permuted independently: marginals kept, dependence gone.
+
+    Examples:
+        >>> x = torch.arange(12.0).reshape(4, 3)
+        >>> p = permuted(x, torch.Generator().manual_seed(0))
+        >>> bool((p.sort(0).values == x).all())
+        True
+    """
+    keys = torch.rand(x.shape, generator=generator).to(x.device)
+    return torch.gather(x, 0, torch.argsort(keys, dim=0))
+
+
+def chance_levels(
+    x: Tensor,
+    *,
+    surrogates: int = 19,
+    quantile: float = 0.05,
+    y: Tensor | None = None,
+    ties: TiePolicy = "random",
+    bias_correct: bool = True,
+    seed: int = 0,
+    search_options: Mapping[str, Any] | None = None,
+) -> ChanceLevels:
+    """The same search on `surrogates` column-permuted copies of `x`; quantiles of their extremes.
+
+    `search_options` are the keyword options of `search_covariance` (``sizes``, ``strategy``,
+    strategy options, ``size_limit``) exactly as the real search got them. Deterministic for a
+    given `seed`.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(400, 8, generator=g, dtype=torch.float64)
+        >>> levels = chance_levels(x, surrogates=9, search_options={"sizes": [3, 4], "strategy": "exhaustive"})
+        >>> levels.synergy[3] < 0 < levels.redundancy[3]  # extremes of independent data
+        True
+    """
+    if surrogates < 1:
+        raise ValueError(f"surrogates must be >= 1, got {surrogates}")
+    if not 0 < quantile < 0.5:
+        raise ValueError(f"quantile must lie strictly between 0 and 0.5, got {quantile!r}")
+    options = dict(search_options or {})
+    generator = torch.Generator().manual_seed(seed)
+    found: list[SearchResult] = []
+    for s in range(surrogates):
+        stats = copula_covariance(
+            permuted(x, generator), y=y, bias_correct=bias_correct, ties=ties, seed=seed + 1 + s
+        )
+        found.append(search_covariance(stats, seed=seed, **options))
+    sizes = sorted({k for result in found for k in result.synergy})
+
+    def nearest(result: SearchResult, size: int) -> int:
+        return min(result.synergy, key=lambda k: (abs(k - size), k))
+
+    def low(values: list[float]) -> float:
+        return float(torch.quantile(torch.tensor(values, dtype=torch.float64), quantile))
+
+    def high(values: list[float]) -> float:
+        return float(torch.quantile(torch.tensor(values, dtype=torch.float64), 1 - quantile))
+
+    return ChanceLevels(
+        synergy={k: low([r.synergy[nearest(r, k)].value for r in found]) for k in sizes},
+        redundancy={k: high([r.redundancy[nearest(r, k)].value for r in found]) for k in sizes},
+        headline_synergy=low([min(m.value for m in r.synergy.values()) for r in found]),
+        headline_redundancy=high([max(m.value for m in r.redundancy.values()) for r in found]),
+        surrogates=surrogates,
+        quantile=quantile,
+    )

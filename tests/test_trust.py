@@ -1,0 +1,150 @@
+"""Every reported value carries its noise and its chance level: calibration on data whose truth is
+known, and the fields in the history file and TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from oinfo_monitor import OInfoMonitor, search
+from oinfo_monitor.monitor.records import RECORD_FIELDS, read_records
+from oinfo_monitor.search.uncertainty import bootstrap_noise, chance_levels
+
+NEURONS, SAMPLES = 8, 300
+OPTIONS = {"sizes": [3, 4], "strategy": "exhaustive"}
+
+
+def gaussian_oinfo_bits(cov: np.ndarray) -> float:
+    """Population Ω (bits) of a Gaussian with covariance `cov`, written from the definition."""
+
+    def entropy(indices: list[int]) -> float:
+        block = cov[np.ix_(indices, indices)]
+        return 0.5 * (len(indices) * np.log(2 * np.pi * np.e) + np.linalg.slogdet(block)[1])
+
+    n = cov.shape[0]
+    every = list(range(n))
+    value = (n - 2) * entropy(every)
+    for j in every:
+        value += entropy([j]) - entropy([i for i in every if i != j])
+    return value / np.log(2)
+
+
+def test_independent_neurons_are_called_significant_in_about_5_percent_of_seeds() -> None:
+    """The search's extremes on independent data lie well away from 0, yet beyond the chance
+    level in only about 5% of seeds (binomial: 60 seeds at 5% give at most 7 with 95% odds)."""
+    calls = 0
+    for seed in range(60):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(SAMPLES, NEURONS, generator=g, dtype=torch.float64)
+        found = search(x, seed=seed, **OPTIONS)  # type: ignore[arg-type]
+        levels = chance_levels(x, surrogates=19, seed=1000 + seed, search_options=OPTIONS)
+        calls += found.synergy[3].value < levels.synergy[3]
+    assert calls <= 7, calls
+
+
+def test_planted_synergy_is_significant_and_its_band_covers_the_truth() -> None:
+    """x2 = x0 + x1 + noise among independent neurons: significant in every seed; the population
+    Ω lies within ±2 bootstrap SD of the reported value in at least 80% of seeds."""
+    noise_scale = 1.0
+    cov = np.array(
+        [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 2.0 + noise_scale**2]], dtype=np.float64
+    )
+    truth = gaussian_oinfo_bits(cov)
+    assert truth < -0.1
+    covered = 0
+    seeds = 20
+    for seed in range(seeds):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(SAMPLES, NEURONS, generator=g, dtype=torch.float64)
+        x[:, 2] = x[:, 0] + x[:, 1] + noise_scale * x[:, 2]
+        found = search(x, seed=seed, **OPTIONS)  # type: ignore[arg-type]
+        assert set(found.synergy[3].members) == {0, 1, 2}
+        levels = chance_levels(x, surrogates=19, seed=1000 + seed, search_options=OPTIONS)
+        assert found.synergy[3].value < levels.synergy[3], seed
+        noise = bootstrap_noise(x, found, resamples=30, seed=seed)
+        covered += abs(found.synergy[3].value - truth) <= 2 * noise.synergy_sd[3]
+    assert covered >= 0.8 * seeds, covered
+
+
+def test_bootstrap_sd_matches_the_spread_over_fresh_probes() -> None:
+    """The SD from resampling one probe is close to the SD of the value over independent probes."""
+    def planted(seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(SAMPLES, 5, generator=g, dtype=torch.float64)
+        x[:, 2] = x[:, 0] + x[:, 1] + x[:, 2]
+        return x
+
+    values = [float(search(planted(s), sizes=[3], strategy="exhaustive").synergy[3].value) for s in range(40)]
+    true_sd = float(np.std(values, ddof=1))
+    x = planted(100)
+    estimates = [
+        bootstrap_noise(x, search(x, sizes=[3], strategy="exhaustive"), resamples=40, seed=s)
+        .synergy_sd[3]
+        for s in range(3)
+    ]
+    assert 0.6 * true_sd < float(np.mean(estimates)) < 1.6 * true_sd, (true_sd, estimates)
+
+
+def test_post_relu_ties_are_redrawn_in_every_resample() -> None:
+    """With ties broken at random, part of the noise is the tie draw: a bootstrap of tie-heavy data
+    gives an SD even for the resample-free part (here: the same rows every time would give 0)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(SAMPLES, 6, generator=g)).double()
+    found = search(x, sizes=[3], strategy="exhaustive")
+    noise = bootstrap_noise(x, found, resamples=10)
+    assert noise.resamples == 10 and noise.synergy_sd[3] > 0
+
+
+def test_a_rarely_active_neuron_does_not_break_the_noise() -> None:
+    """A neuron active on 2 samples is constant in many resamples: those are drawn again."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 5, generator=g, dtype=torch.float64)
+    x[:, 4] = 0.0
+    x[:2, 4] = 1.0
+    found = search(x, sizes=[3], strategy="exhaustive")
+    noise = bootstrap_noise(x, found, resamples=10)
+    assert noise.resamples >= 2 and np.isfinite(noise.synergy_sd[3])
+
+
+def test_the_monitor_records_noise_and_chance_and_tensorboard_draws_them(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 2))
+    probe = torch.randn(300, 6, generator=torch.Generator().manual_seed(1))
+    monitor = OInfoMonitor(
+        model, probe, every=1, logdir=tmp_path, null_every=2, noise_resamples=5, surrogates=5, **OPTIONS
+    )
+    for step in range(3):
+        monitor.step(step)
+    monitor.close()
+    records = list(read_records(tmp_path / "oinfo_history.jsonl"))
+    assert all(list(r) == list(RECORD_FIELDS) for r in records)
+    for record in records:
+        assert record["synergy_sd"] > 0 and record["noise_resamples"] == 5
+        assert record["synergy_significant"] == (record["synergy"] < record["synergy_chance"])
+        assert record["redundancy_significant"] == (record["redundancy"] > record["redundancy_chance"])
+    assert [r["chance_step"] for r in records if r["size"] == 3] == [0, 0, 2]  # reused in between
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    value = {e.step: e.value for e in events.Scalars("oinfo/0/synergy")}
+    lower = {e.step: e.value for e in events.Scalars("oinfo/0/synergy_lower")}
+    chance = {e.step: e.value for e in events.Scalars("oinfo/0/synergy_chance")}
+    for record in (r for r in records if r["size"] == 3):
+        step = record["step"]
+        assert lower[step] == pytest.approx(value[step] - 2 * record["headline_synergy_sd"], abs=1e-5)
+        assert chance[step] == pytest.approx(record["headline_synergy_chance"], abs=1e-5)
+
+
+def test_noise_and_chance_can_be_turned_off() -> None:
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 2))
+    monitor = OInfoMonitor(model, torch.randn(200, 6), noise_resamples=0, surrogates=0, **OPTIONS)
+    evaluation = monitor.evaluate(0)
+    assert evaluation is not None
+    assert {r["synergy_sd"] for r in evaluation.records} == {None}
+    assert {r["synergy_significant"] for r in evaluation.records} == {None}
+    with pytest.raises(ValueError, match="noise_resamples"):
+        OInfoMonitor(model, torch.randn(200, 6), noise_resamples=1, **OPTIONS)

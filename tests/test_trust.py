@@ -73,18 +73,23 @@ def test_planted_synergy_is_significant_and_its_band_covers_the_truth() -> None:
 
 def test_bootstrap_sd_matches_the_spread_over_fresh_probes() -> None:
     """The SD from resampling one probe is close to the SD of the value over independent probes."""
+
     def planted(seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(SAMPLES, 5, generator=g, dtype=torch.float64)
         x[:, 2] = x[:, 0] + x[:, 1] + x[:, 2]
         return x
 
-    values = [float(search(planted(s), sizes=[3], strategy="exhaustive").synergy[3].value) for s in range(40)]
+    values = [
+        float(search(planted(s), sizes=[3], strategy="exhaustive").synergy[3].value)
+        for s in range(40)
+    ]
     true_sd = float(np.std(values, ddof=1))
     x = planted(100)
     estimates = [
-        bootstrap_noise(x, search(x, sizes=[3], strategy="exhaustive"), resamples=40, seed=s)
-        .synergy_sd[3]
+        bootstrap_noise(
+            x, search(x, sizes=[3], strategy="exhaustive"), resamples=40, seed=s
+        ).synergy_sd[3]
         for s in range(3)
     ]
     assert 0.6 * true_sd < float(np.mean(estimates)) < 1.6 * true_sd, (true_sd, estimates)
@@ -116,7 +121,14 @@ def test_the_monitor_records_noise_and_chance_and_tensorboard_draws_them(tmp_pat
     model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 2))
     probe = torch.randn(300, 6, generator=torch.Generator().manual_seed(1))
     monitor = OInfoMonitor(
-        model, probe, every=1, logdir=tmp_path, null_every=2, noise_resamples=5, surrogates=5, **OPTIONS
+        model,
+        probe,
+        every=1,
+        logdir=tmp_path,
+        null_every=2,
+        noise_resamples=5,
+        surrogates=5,
+        **OPTIONS,
     )
     for step in range(3):
         monitor.step(step)
@@ -126,7 +138,9 @@ def test_the_monitor_records_noise_and_chance_and_tensorboard_draws_them(tmp_pat
     for record in records:
         assert record["synergy_sd"] > 0 and record["noise_resamples"] == 5
         assert record["synergy_significant"] == (record["synergy"] < record["synergy_chance"])
-        assert record["redundancy_significant"] == (record["redundancy"] > record["redundancy_chance"])
+        assert record["redundancy_significant"] == (
+            record["redundancy"] > record["redundancy_chance"]
+        )
     assert [r["chance_step"] for r in records if r["size"] == 3] == [0, 0, 2]  # reused in between
     events = EventAccumulator(str(tmp_path))
     events.Reload()
@@ -135,7 +149,9 @@ def test_the_monitor_records_noise_and_chance_and_tensorboard_draws_them(tmp_pat
     chance = {e.step: e.value for e in events.Scalars("oinfo/0/synergy_chance")}
     for record in (r for r in records if r["size"] == 3):
         step = record["step"]
-        assert lower[step] == pytest.approx(value[step] - 2 * record["headline_synergy_sd"], abs=1e-5)
+        assert lower[step] == pytest.approx(
+            value[step] - 2 * record["headline_synergy_sd"], abs=1e-5
+        )
         assert chance[step] == pytest.approx(record["headline_synergy_chance"], abs=1e-5)
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -19,9 +20,8 @@ from oinfo_monitor.cli.options import (
     bias_note,
     save_figure,
 )
-from oinfo_monitor.experiments.common import Curves, history_curves
 from oinfo_monitor.monitor.figures import REDUNDANCY_COLOR, SYNERGY_COLOR, size_bars, size_table
-from oinfo_monitor.monitor.records import read_records
+from oinfo_monitor.monitor.records import Curves, history_curves, read_records
 
 
 def add_parser(commands: Commands) -> None:
@@ -97,7 +97,8 @@ def step_axis(axis: Any, log_x: bool) -> None:
 
 
 def curves_figure(curves: Curves, log_x: bool, note: str) -> Figure:
-    """One panel per layer: synergy (min Ω) and redundancy (max Ω) over steps, in bits."""
+    """One panel per layer: synergy (min Ω) and redundancy (max Ω) over steps, in bits, each with
+    its ±2 SD band and its chance level; values not beyond their chance level are drawn hollow."""
     figure = Figure(figsize=(7.5, 0.6 + 2.6 * len(curves)), layout="constrained")
     axes = figure.subplots(len(curves), 1, squeeze=False, sharex=True)[:, 0]
     for axis, (layer, curve) in zip(axes, curves.items(), strict=True):
@@ -106,6 +107,7 @@ def curves_figure(curves: Curves, log_x: bool, note: str) -> Figure:
             ("synergy", SYNERGY_COLOR, "synergy (min Ω)"),
         ):
             axis.plot(curve["steps"], curve[key], color=color, label=label, marker=".")
+            draw_trust(axis, curve, key, color)
         axis.axhline(0.0, color="black", linewidth=0.6)
         axis.set_title(layer)
         axis.set_ylabel(f"bits ({note})")
@@ -113,6 +115,30 @@ def curves_figure(curves: Curves, log_x: bool, note: str) -> Figure:
     axes[0].legend(fontsize="small")
     step_axis(axes[-1], log_x)
     return figure
+
+
+def draw_trust(axis: Any, curve: dict[str, list[float]], key: str, color: str) -> None:
+    """The value's ±2 SD band, its chance level (dashed) and, hollow, the points not beyond it."""
+    steps, values = np.asarray(curve["steps"]), np.asarray(curve[key], dtype=float)
+    sd, chance = np.asarray(curve[f"{key}_sd"]), np.asarray(curve[f"{key}_chance"])
+    if np.isfinite(sd).any():
+        axis.fill_between(
+            steps, values - 2 * sd, values + 2 * sd, color=color, alpha=0.2, linewidth=0
+        )
+    if np.isfinite(chance).any():
+        axis.plot(
+            steps, chance, color=color, linestyle="--", linewidth=0.9, label=f"{key} chance level"
+        )
+        beyond = values < chance if key == "synergy" else values > chance
+        weak = np.isfinite(chance) & ~beyond
+        axis.scatter(
+            steps[weak],
+            values[weak],
+            facecolors="white",
+            edgecolors=color,
+            zorder=3,
+            label=f"{key} not significant",
+        )
 
 
 def size_figure(curves: Curves, log_x: bool) -> Figure:

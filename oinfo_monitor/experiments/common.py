@@ -5,18 +5,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-
-from oinfo_monitor.monitor.records import headline
-
-Curves = dict[str, dict[str, list[float]]]
-"""layer -> {"steps", "synergy", "redundancy", "size"}: one entry per evaluated step."""
-
 
 # ----------------------------------------------------------------------------------------------
 # Flags.
@@ -77,22 +70,6 @@ def new_run_dir(args: argparse.Namespace, prefix: str, taken: Callable[[Path], b
 
 # ----------------------------------------------------------------------------------------------
 # History curves and summaries.
-
-
-def history_curves(records: Sequence[dict[str, Any]]) -> Curves:
-    """Per layer and evaluated step: min Ω and max Ω over sizes (bits) and the min-Ω multiplet's size."""
-    by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_step[int(record["step"])].append(record)
-    curves: Curves = {}
-    for step in sorted(by_step):
-        for layer, values in headline(by_step[step]).items():
-            curve = curves.setdefault(
-                layer, {"steps": [], "synergy": [], "redundancy": [], "size": []}
-            )
-            for key, value in zip(curve, (step, *values), strict=True):
-                curve[key].append(value)
-    return curves
 
 
 def difference(later: int | None, earlier: int | None) -> int | None:

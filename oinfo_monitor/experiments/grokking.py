@@ -8,8 +8,11 @@ to the training loop, live in TensorBoard, and reports when each event happened:
 
 - memorisation: first step with train accuracy >= 0.99
 - grokking: first step with test accuracy > 0.98 (the paper's code's definition)
-- synergy peak: the peak of smoothed synergy confirmed by the causal `PhaseTracker`
-- lead: grokking step - synergy-peak step (positive: the peak came first)
+- synergy peak: the peak of smoothed synergy found by the causal `PhaseTracker` (thresholds in
+  units of the headline's bootstrap SD; a value not beyond its chance level cannot start it), the
+  step at which the tracker confirmed it, and whether the synergy there was significant
+- lead: grokking step - peak confirmation step, the causal lead (positive: the tracker knew of
+  the peak before grokking; negative: only after); peak_lead: grokking step - peak step
 
 Run ``oinfo-monitor demo grokking --help`` (in a clone: ``python demos/grokking.py --help``) for
 every option. Outputs go to ``<runs-dir>/<name>/``: TensorBoard events, ``oinfo_history.jsonl``
@@ -43,7 +46,6 @@ from oinfo_monitor.experiments.common import (
     add_schedule,
     add_threads,
     difference,
-    history_curves,
     new_run_dir,
     set_threads,
 )
@@ -58,6 +60,7 @@ from oinfo_monitor.experiments.grokking_setup import (
     memorisation_step,
     train_grokking,
 )
+from oinfo_monitor.monitor.records import history_curves
 from oinfo_monitor.search import STRATEGIES
 
 # ----------------------------------------------------------------------------- configuration
@@ -226,6 +229,15 @@ def train_with_monitor(
 # ----------------------------------------------------------------------------- after training
 
 
+def peak_significant(history: list[dict[str, Any]], step: int | None) -> bool | None:
+    """Whether the layer's headline synergy at `step` was beyond its chance level (None: unknown)."""
+    records = [r for r in history if r["layer"] == LAYER and r["step"] == step]
+    if not records or records[0]["headline_synergy_chance"] is None:
+        return None
+    synergy = min(r["synergy"] for r in records)
+    return bool(synergy < records[0]["headline_synergy_chance"])
+
+
 def summarise(
     args: argparse.Namespace,
     config: GrokkingConfig,
@@ -253,7 +265,10 @@ def summarise(
         "synergy_peak_step": peak,
         "synergy_peak_bits": tracker.peak_synergy,
         "raw_synergy_max_step": raw_max,
-        "lead": difference(grokked, peak),
+        "peak_confirmed_step": tracker.summary()["peak_confirmed_step"],
+        "peak_significant": peak_significant(monitor.history, peak),
+        "lead": difference(grokked, tracker.summary()["peak_confirmed_step"]),
+        "peak_lead": difference(grokked, peak),
         "phases": tracker.summary(),
         "final_train_acc": log.train_acc[-1],
         "final_test_acc": log.test_acc[-1],

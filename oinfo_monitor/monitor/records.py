@@ -8,6 +8,7 @@ records load straight into a table (e.g. ``pandas.read_json(path, lines=True)``)
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -162,6 +163,48 @@ class Evaluation:
     def headline(self) -> dict[str, tuple[float, float, int]]:
         """Per layer: (min Ω over sizes, max Ω over sizes, neurons in the min-Ω multiplet), bits."""
         return self.summary
+
+
+Curves = dict[str, dict[str, list[float]]]
+"""layer -> {"steps", "synergy", "redundancy", "size", "synergy_sd", "redundancy_sd",
+"synergy_chance", "redundancy_chance"}: one entry per evaluated step (NaN where not measured)."""
+
+CURVE_KEYS = (
+    "steps",
+    "synergy",
+    "redundancy",
+    "size",
+    "synergy_sd",
+    "redundancy_sd",
+    "synergy_chance",
+    "redundancy_chance",
+)
+
+
+def history_curves(records: Iterable[dict[str, Any]]) -> Curves:
+    """Per layer and evaluated step: the headline (min Ω and max Ω over sizes, bits, and the min-Ω
+    multiplet's size) with its bootstrap SD and chance level.
+
+    Examples:
+        >>> rows = [{"step": 0, "layer": "fc1", "size": k, "synergy": -0.1 * k, "synergy_members": list(range(k)),
+        ...          "redundancy": 0.2, "headline_synergy_sd": 0.05} for k in (3, 4)]
+        >>> curve = history_curves(rows)["fc1"]
+        >>> curve["synergy"], curve["size"], curve["synergy_sd"]
+        ([-0.4], [4], [0.05])
+    """
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        by_step.setdefault(int(record["step"]), []).append(record)
+    curves: Curves = {}
+    for step in sorted(by_step):
+        for layer, values in headline(by_step[step]).items():
+            curve = curves.setdefault(layer, {key: [] for key in CURVE_KEYS})
+            first = next(r for r in by_step[step] if r["layer"] == layer)
+            trust = [first.get(f"headline_{key}") for key in CURVE_KEYS[4:]]
+            row = (step, *values, *(math.nan if v is None else v for v in trust))
+            for key, value in zip(CURVE_KEYS, row, strict=True):
+                curve[key].append(value)
+    return curves
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:

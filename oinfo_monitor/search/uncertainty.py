@@ -39,8 +39,8 @@ from oinfo_monitor.search.results import SearchResult
 class Noise:
     """Bootstrap SDs (bits) of a search's extremes, per size and for the headline."""
 
-    synergy_sd: dict[int, float]
-    redundancy_sd: dict[int, float]
+    synergy_sd: dict[int, float | None]
+    redundancy_sd: dict[int, float | None]
     headline_synergy_sd: float
     headline_redundancy_sd: float
     resamples: int
@@ -72,6 +72,7 @@ def bootstrap_noise(
     result: SearchResult,
     *,
     resamples: int = 10,
+    max_sizes: int | None = 16,
     y: Tensor | None = None,
     ties: TiePolicy = "random",
     bias_correct: bool = True,
@@ -84,7 +85,11 @@ def bootstrap_noise(
     columns again (tie seed changed per resample) and re-scores every chosen multiplet. A resample
     in which a member is constant (a rarely active neuron drawn only at rest) cannot be scored; it
     is drawn again, up to `resamples` extra draws, and `Noise.resamples` counts the ones used (an
-    SD from fewer than 2 is NaN). Deterministic for a given `seed`.
+    SD from fewer than 2 is NaN). A search with more than `max_sizes` sizes (the clusters
+    strategy reports one per union size, often a hundred or more) has its SD measured at
+    `max_sizes` sizes spread evenly over its range, always including the sizes of the two
+    headline multiplets; the other sizes get None (not measured), which keeps the cost to a fixed
+    number of re-scored multiplets. Deterministic for a given `seed`.
 
     Examples:
         >>> from oinfo_monitor.search import search
@@ -98,7 +103,8 @@ def bootstrap_noise(
     """
     if resamples < 2:
         raise ValueError(f"resamples must be >= 2 to estimate an SD, got {resamples}")
-    sizes = sorted(result.synergy)
+    every = sorted(result.synergy)
+    sizes = measured_sizes(result, max_sizes)
     chosen = [result.synergy[k].members for k in sizes] + [
         result.redundancy[k].members for k in sizes
     ]
@@ -127,13 +133,39 @@ def bootstrap_noise(
     nan = torch.full((1, len(chosen)), float("nan"), dtype=torch.float64)
     values = torch.stack(scored) if len(scored) >= 2 else nan
     synergy, redundancy = values[:, : len(sizes)], values[:, len(sizes) :]
+    position_of = {k: i for i, k in enumerate(sizes)}
+
+    def spread(table: Tensor, k: int) -> float | None:
+        return float(table[:, position_of[k]].std()) if k in position_of else None
+
     return Noise(
-        synergy_sd={k: float(synergy[:, i].std()) for i, k in enumerate(sizes)},
-        redundancy_sd={k: float(redundancy[:, i].std()) for i, k in enumerate(sizes)},
+        synergy_sd={k: spread(synergy, k) for k in every},
+        redundancy_sd={k: spread(redundancy, k) for k in every},
         headline_synergy_sd=float(synergy.min(1).values.std()),
         headline_redundancy_sd=float(redundancy.max(1).values.std()),
         resamples=len(scored),
     )
+
+
+def measured_sizes(result: SearchResult, max_sizes: int | None) -> list[int]:
+    """The sizes whose noise `bootstrap_noise` measures: all of them, or `max_sizes` spread evenly
+    over the range plus the sizes of the two headline multiplets.
+
+    Examples:
+        >>> from oinfo_monitor.search import Multiplet
+        >>> found = {k: Multiplet(-0.1 * (k == 40), tuple(range(k)), "clusters", False) for k in range(3, 101)}
+        >>> result = SearchResult(found, found, "clusters", "", n_variables=100, n_samples=500,
+        ...                       target="none", ties="random", bias_correct=True)
+        >>> measured_sizes(result, 5)
+        [3, 27, 40, 51, 76, 100]
+    """
+    sizes = sorted(result.synergy)
+    if max_sizes is None or len(sizes) <= max_sizes:
+        return sizes
+    picks = {sizes[round(i * (len(sizes) - 1) / (max_sizes - 1))] for i in range(max_sizes)}
+    picks.add(min(sizes, key=lambda k: result.synergy[k].value))
+    picks.add(max(sizes, key=lambda k: result.redundancy[k].value))
+    return sorted(picks)
 
 
 def permuted(x: Tensor, generator: torch.Generator) -> Tensor:

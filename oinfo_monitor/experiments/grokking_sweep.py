@@ -11,10 +11,10 @@ model seeds (the train/test split stays fixed) with the grokking demo and tabula
 - grokking: first step with test accuracy > 0.98 ("none" = no grokking within --steps)
 - peak: the synergy peak confirmed by the causal `PhaseTracker` (the peak of smoothed synergy
   after which it dropped; it need not be the largest value of the run)
-- lead: grokking - peak; lead to 0.5: (test > 0.5) - peak (positive: the peak came first)
-- strict peak / strict lead: the same rule rerun offline on the run's synergy curve with a
-  larger ``min_bits`` (--strict-min-bits), so that dips smaller than the estimate's noise (about
-  0.1 bit between evaluations here) do not confirm a peak
+- peak confirmed: the step at which the tracker confirmed that peak (its decoupling decision);
+  peak significant: whether the headline synergy at the peak was beyond its chance level
+- lead: grokking - peak confirmed, the causal lead (positive: the tracker knew of the peak before
+  grokking); peak lead: grokking - peak (what an observer with the whole curve would say)
 
 with the median and range per setting, a figure (the Figure 5 analogue) and a JSON of every
 number, all in --runs-dir. Each run lives in ``<runs-dir>/<setting>-seed<k>/``; a run whose
@@ -41,9 +41,8 @@ from matplotlib.figure import Figure
 
 from oinfo_monitor.cli.options import HelpFormatter
 from oinfo_monitor.experiments import grokking as demo
-from oinfo_monitor.experiments.common import add_schedule, add_threads, describe, difference
+from oinfo_monitor.experiments.common import add_schedule, add_threads, describe
 from oinfo_monitor.experiments.grokking_setup import GrokkingLog, grokking_step
-from oinfo_monitor.monitor.phases import detect_phases
 
 SETTINGS: dict[str, list[str]] = {
     "wd0.1": ["--weight-decay", "0.1"],
@@ -58,22 +57,20 @@ COLUMNS = (
     "rise_step",
     "grokking_step",
     "synergy_peak_step",
+    "peak_confirmed_step",
     "lead",
-    "rise_lead",
-    "strict_peak_step",
-    "strict_lead",
+    "peak_lead",
 )
 HEADERS = (
     "memorised",
     "test > 0.5",
     "grokked",
     "peak",
-    "lead",
-    "lead to 0.5",
-    "strict peak",
-    "strict lead",
+    "peak confirmed",
+    "lead (causal)",
+    "peak lead",
 )
-LEADS = {"lead": "peak_first", "rise_lead": "peak_before_rise", "strict_lead": "strict_peak_first"}
+LEADS = {"lead": "confirmed_before_grokking", "peak_lead": "peak_before_grokking"}
 """Each lead column and the statistic counting the runs where it is positive."""
 
 
@@ -93,12 +90,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4000, help="training steps per run")
     add_schedule(parser, log_points=100, every=250)
     add_threads(parser, "see the grokking demo")
-    parser.add_argument(
-        "--strict-min-bits",
-        type=float,
-        default=0.2,
-        help="min_bits of the offline rerun of the phase rule (the monitor's live tracker: 0.05)",
-    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -134,14 +125,6 @@ def run_one(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]
     return summary
 
 
-def strict_peak(summary: dict[str, Any], min_bits: float) -> int | None:
-    """The synergy peak the phase rule confirms on the run's curve with a larger `min_bits`."""
-    oinfo = summary["curves"]["oinfo"]
-    synergy = [-value for value in oinfo["synergy"]]  # the tracker's positive magnitude
-    phases = detect_phases(oinfo["steps"], synergy, oinfo["redundancy"], min_bits=min_bits)
-    return phases["peak_step"]
-
-
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run (or read back) every setting × seed; return one row of results per run."""
     rows = []
@@ -151,9 +134,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
             row = {"setting": setting, "seed": seed, **{k: summary.get(k) for k in COLUMNS}}
             log = GrokkingLog(**summary["curves"]["training"])
             row["rise_step"] = grokking_step(log, threshold=0.5)
-            row["rise_lead"] = difference(row["rise_step"], row["synergy_peak_step"])
-            row["strict_peak_step"] = strict_peak(summary, args.strict_min_bits)
-            row["strict_lead"] = difference(row["grokking_step"], row["strict_peak_step"])
+            row["peak_significant"] = summary.get("peak_significant")
+            row["grokked_step"], row["peak_step"] = row["grokking_step"], row["synergy_peak_step"]
             row["wall_seconds"] = summary["wall_seconds"]
             row["summary"] = summary["paths"]["summary"]
             rows.append(row)
@@ -170,6 +152,8 @@ def statistics_by_setting(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any
         out[setting] = {column: describe([row[column] for row in runs]) for column in COLUMNS}
         for column, name in LEADS.items():
             out[setting][name] = sum(row[column] > 0 for row in runs if row[column] is not None)
+        out[setting]["significant_peaks"] = sum(row["peak_significant"] is True for row in runs)
+        out[setting]["runs"] = len(runs)
     return out
 
 
@@ -180,8 +164,7 @@ def missing_text(column: str, steps: int) -> str:
         "grokking_step": f"no grokking within {steps} steps",
         "lead": "n/a",
         "rise_step": f"test accuracy <= 0.5 for {steps} steps",
-        "rise_lead": "n/a",
-        "strict_lead": "n/a",
+        "peak_lead": "n/a",
     }.get(column, "no confirmed synergy peak")
 
 
@@ -195,20 +178,26 @@ def cell(stats: dict[str, Any], missing: str) -> str:
 
 def table(rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]], steps: int) -> str:
     """The per-run table and the per-setting medians, as Markdown tables."""
-    lines = ["| setting | seed | " + " | ".join(HEADERS) + " |", "|---" * (2 + len(HEADERS)) + "|"]
+    lines = [
+        "| setting | seed | " + " | ".join(HEADERS) + " | peak significant |",
+        "|---" * (3 + len(HEADERS)) + "|",
+    ]
     for row in rows:
         values = ["none" if row[k] is None else str(row[k]) for k in COLUMNS]
+        values.append(str(row["peak_significant"]).lower())
         lines.append(f"| {row['setting']} | {row['seed']} | " + " | ".join(values) + " |")
     lines += [
         f"\nnone: no memorisation / no grokking within {steps} steps, or no synergy peak "
         "confirmed by the PhaseTracker; medians are over the runs that have a value [min, max]",
         "",
-        "| setting | " + " | ".join(HEADERS) + " | peak first | peak before 0.5 | strict first |",
+        "| setting | " + " | ".join(HEADERS) + " | confirmed before grokking | peak before "
+        "grokking | significant peaks |",
         "|---" * (4 + len(HEADERS)) + "|",
     ]
     for setting, s in stats.items():
         cells = " | ".join(cell(s[k], missing_text(k, steps)) for k in COLUMNS)
         firsts = " | ".join(f"{s[name]}/{s[column]['n']}" for column, name in LEADS.items())
+        firsts += f" | {s['significant_peaks']}/{s['runs']}"
         lines.append(f"| {setting} | {cells} | {firsts} |")
     return "\n".join(lines)
 
@@ -250,8 +239,8 @@ def sweep_figure(rows: list[dict[str, Any]], steps: int) -> Figure:
     for position, setting in enumerate(settings):
         runs, color = [r for r in rows if r["setting"] == setting], COLORS[setting]
         for peak, lead, offset, face in (
-            ("synergy_peak_step", "lead", -0.15, color),
-            ("strict_peak_step", "strict_lead", 0.15, "none"),
+            ("peak_confirmed_step", "lead", -0.15, color),
+            ("synergy_peak_step", "peak_lead", 0.15, "none"),
         ):
             done = [r for r in runs if r[lead] is not None]
             x, y = [r[peak] for r in done], [r["grokking_step"] for r in done]
@@ -264,14 +253,14 @@ def sweep_figure(rows: list[dict[str, Any]], steps: int) -> Figure:
     scatter.plot([1, steps], [1, steps], color="grey", lw=0.8, label="above: peak first")
     scatter.set_xscale("log")
     scatter.set_yscale("log")
-    scatter.set_xlabel("synergy peak step")
+    scatter.set_xlabel("synergy peak step (filled: when confirmed, open: the peak itself)")
     scatter.set_ylabel("grokking step")
-    scatter.set_title("filled: live tracker, open: strict")
+    scatter.set_title("above the line: before grokking")
     scatter.legend(fontsize="small")
     scatter.grid(alpha=0.3)
     leads.axhline(0, color="grey", lw=0.8)
     leads.set_xticks(range(len(settings)), settings)
-    leads.set_ylabel("lead = grokking − peak (steps)")
+    leads.set_ylabel("lead = grokking − confirmation (filled) / − peak (open), steps")
     leads.set_title("lead per run (bar: median)")
     leads.grid(alpha=0.3)
     return figure

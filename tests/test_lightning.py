@@ -101,3 +101,32 @@ def test_a_callback_reused_for_a_second_fit_measures_the_new_module(tmp_path: Pa
     assert callback.monitor is not None and callback.monitor.model is second_module
     assert history_steps(callback) == [0, 2, 4]
     assert str(callback.monitor.history_path).startswith(str(tmp_path / "b"))
+
+
+def test_a_csv_logger_alone_receives_the_curves(tmp_path: Path) -> None:
+    """With only a CSVLogger, metrics.csv gets the synergy columns (value, band, chance)."""
+    import csv
+
+    x, loader = data()
+    seen: list[int] = []
+    callback = OInfoCallback(
+        probe=x[:200], every=2, on_evaluation=lambda e: seen.append(e.step), **SEARCH
+    )
+    logger = lightning.loggers.CSVLogger(str(tmp_path), name="csv")
+    fit = lightning.Trainer(
+        default_root_dir=str(tmp_path), logger=logger, callbacks=[callback], accelerator="cpu",
+        devices=1, max_steps=4, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False,
+    )  # fmt: skip
+    fit.fit(WithForward(), loader)
+    text = (Path(logger.log_dir) / "metrics.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    measured = [r for r in rows if r.get("oinfo/net.0/synergy")]
+    assert [int(r["step"]) for r in measured] == [0, 2, 4]
+    for column in (
+        "oinfo/net.0/synergy_lower",
+        "oinfo/net.0/synergy_chance",
+        "oinfo/net.2/redundancy",
+    ):
+        assert all(r[column] for r in measured), column
+    assert seen == [0, 2, 4]  # the user's own hook still runs

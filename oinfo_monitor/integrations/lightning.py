@@ -2,7 +2,10 @@
 
 The model comes from the trainer, the writer from the trainer's TensorBoard logger (or a folder
 under the trainer's log directory), and the step from ``trainer.global_step``; only global rank
-zero computes and writes. Options are checked when the callback is built; the monitor itself is
+zero computes and writes. The headline curves (with their SD, chance level and significance) also
+go to every other logger of the trainer through ``logger.log_metrics`` (a ``CSVLogger``,
+``MLFlowLogger`` or ``WandbLogger`` gets them as columns); TensorBoard additionally gets the
+custom-scalars layout and the figures. Options are checked when the callback is built; the monitor itself is
 built at the start of every fit (so a callback reused for a second fit measures the new module,
 with an open writer), and its dry run of the probe fails that fit before its first step. The
 initial state is measured when the schedule includes the fit's first step (0 for a new run). The
@@ -13,6 +16,7 @@ each step is measured once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ except ImportError:  # the standalone distribution
 
 from oinfo_monitor.monitor.monitor import OInfoMonitor
 from oinfo_monitor.monitor.options import check_monitor_options
+from oinfo_monitor.monitor.records import Evaluation
+from oinfo_monitor.monitor.sinks import headline_scalars
 from oinfo_monitor.monitor.steps import Schedule
 
 
@@ -63,7 +69,14 @@ class OInfoCallback(pl.Callback):
             else:
                 options["logdir"] = Path(trainer.default_root_dir) / "oinfo"
         options.setdefault("resume", refit or trainer.ckpt_path is not None)
-        self.monitor = OInfoMonitor(pl_module, self.probe, every=self.every, **options)
+        user_hook = options.pop("on_evaluation", None)
+        self.monitor = OInfoMonitor(
+            pl_module,
+            self.probe,
+            every=self.every,
+            on_evaluation=_to_loggers(trainer, user_hook),
+            **options,
+        )
         self._trainer = trainer
         if self._pending_state is not None:
             self.monitor.load_state_dict(self._pending_state)
@@ -103,6 +116,24 @@ class OInfoCallback(pl.Callback):
             self.monitor.load_state_dict(state_dict)
         else:
             self._pending_state = state_dict
+
+
+def _to_loggers(
+    trainer: pl.Trainer, user_hook: Callable[[Evaluation], None] | None
+) -> Callable[[Evaluation], None]:
+    """An `on_evaluation` hook that sends the headline scalars to every logger of the trainer that
+    is not a TensorBoard logger (the monitor writes those itself, with the layout and figures),
+    then calls the user's own hook."""
+
+    def hook(evaluation: Evaluation) -> None:
+        scalars = headline_scalars(evaluation)
+        for logger in trainer.loggers:
+            if not isinstance(logger, pl.loggers.TensorBoardLogger):
+                logger.log_metrics(scalars, step=evaluation.step)
+        if user_hook is not None:
+            user_hook(evaluation)
+
+    return hook
 
 
 def _tensorboard_writer(trainer: pl.Trainer) -> Any:

@@ -49,7 +49,7 @@ from oinfo_monitor.monitor.options import (
     OInfoMonitorWarning,
 )
 from oinfo_monitor.monitor.preflight import check_sizes, dry_run
-from oinfo_monitor.monitor.probe import materialize_probe
+from oinfo_monitor.monitor.probe import keyword_probe, materialize_probe
 from oinfo_monitor.monitor.records import (
     Evaluation,
     earlier_records,
@@ -79,8 +79,8 @@ class OInfoMonitor:
 
     Args:
         model: the model being trained (a DDP/DataParallel/`torch.compile` wrapper is unwrapped).
-        probe: a tensor, a tuple of forward arguments, or a DataLoader/iterable of batches; read
-            once, so every evaluation sees the same samples (see `capture.materialize_probe`).
+        probe: a tensor, a tuple of forward arguments, a dict of keyword inputs (run as
+            ``model(**batch)``), or a DataLoader/iterable of batches; read once, so every evaluation sees the same samples (see `capture.materialize_probe`).
         target: labels or a continuous target per probe sample for task-related O-information
             (added to every multiplet); a DataLoader's ``(x, y)`` batches supply it automatically.
         layers: names, module types, or None for every Linear/Conv layer except the output layer.
@@ -189,6 +189,8 @@ class OInfoMonitor:
         self.model = model
         self.layers = resolve_layers(unwrap_model(model), layers)
         settings.check_layer_names(self.layers)
+        if isinstance(probe, Mapping):  # keyword inputs, e.g. input_ids and attention_mask
+            probe, forward = keyword_probe(probe, forward)
         self.inputs, self.target = materialize_probe(probe, target, max_samples, probe_axis)
         self.n_samples = int(self.inputs[0].shape[probe_axis])
         self.every = settings.schedule

@@ -5,7 +5,7 @@ Read once, so that every evaluation sees the same samples, with every RNG state 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -164,3 +164,27 @@ def _finalize(
             "samples (after max_samples truncation)"
         )
     return inputs, target
+
+
+def keyword_probe(
+    probe: Mapping[str, Any], forward: Callable[[Any, Any], Any] | None
+) -> tuple[tuple[Tensor, ...], Callable[[Any, Any], Any]]:
+    """A probe of keyword inputs (``{"input_ids": ..., "attention_mask": ...}``, as Hugging Face
+    models take) as positional tensors, and a forward that hands them back by name:
+    ``model(**batch)``, or ``forward(model, batch)`` with `batch` the dict of one chunk.
+
+    Examples:
+        >>> inputs, run = keyword_probe({"a": torch.ones(4, 2), "b": torch.zeros(4, 2)}, None)
+        >>> run(lambda a, b: (a + b).sum(), inputs)
+        tensor(8.)
+    """
+    if not probe or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in probe.items()):
+        raise ValueError("a dict probe must map input names to tensors (one entry per sample)")
+    keys = tuple(probe)
+
+    def run(model: Any, batch: Any) -> Any:
+        parts = batch if isinstance(batch, tuple) else (batch,)
+        named = dict(zip(keys, parts, strict=True))
+        return model(**named) if forward is None else forward(model, named)
+
+    return tuple(probe.values()), run

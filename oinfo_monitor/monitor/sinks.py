@@ -101,6 +101,36 @@ class HistorySink:
         """Every write is already flushed."""
 
 
+def headline_scalars(evaluation: Evaluation) -> dict[str, float]:
+    """Per layer, the headline values with their band, SD, chance level and significance, keyed by
+    their TensorBoard tags; what any logger that takes flat metrics should receive.
+
+    Examples:
+        >>> from oinfo_monitor.monitor.records import Evaluation
+        >>> record = {"layer": "fc1", "headline_synergy_sd": None, "headline_synergy_chance": None,
+        ...           "headline_redundancy_sd": None, "headline_redundancy_chance": None}
+        >>> headline_scalars(Evaluation(0, [record], {}, summary={"fc1": (-0.3, 0.5, 4)}))
+        {'oinfo/fc1/synergy': -0.3, 'oinfo/fc1/redundancy': 0.5, 'oinfo/fc1/synergy_size': 4.0}
+    """
+    scalars: dict[str, float] = {}
+    first = {record["layer"]: record for record in reversed(evaluation.records)}
+    for layer, (synergy, redundancy, size) in evaluation.summary.items():
+        for name, value in (("synergy", synergy), ("redundancy", redundancy)):
+            tag, sd = layer_tag(layer, name), first[layer][f"headline_{name}_sd"]
+            scalars[tag] = value
+            if sd is not None:
+                scalars[f"{tag}_lower"] = value - 2 * sd
+                scalars[f"{tag}_upper"] = value + 2 * sd
+                scalars[f"{tag}_sd"] = sd
+            chance = first[layer][f"headline_{name}_chance"]
+            if chance is not None:
+                scalars[f"{tag}_chance"] = chance
+                beyond = value < chance if name == "synergy" else value > chance
+                scalars[f"{tag}_significant"] = float(beyond)
+        scalars[layer_tag(layer, "synergy_size")] = float(size)
+    return scalars
+
+
 def monitor_sinks(
     history_path: str | os.PathLike[str] | None,
     writer: SummaryWriter | None,
@@ -157,21 +187,8 @@ class TensorBoardSink:
     def write(self, evaluation: Evaluation) -> None:
         """Headline, per-size, count and timing scalars, phase changes, the figure; then a flush."""
         add, step = self.writer.add_scalar, evaluation.step
-        first = {record["layer"]: record for record in reversed(evaluation.records)}
-        for layer, (synergy, redundancy, size) in evaluation.summary.items():
-            for name, value in (("synergy", synergy), ("redundancy", redundancy)):
-                tag, sd = layer_tag(layer, name), first[layer][f"headline_{name}_sd"]
-                add(tag, value, step)
-                if sd is not None:
-                    add(f"{tag}_lower", value - 2 * sd, step)
-                    add(f"{tag}_upper", value + 2 * sd, step)
-                    add(f"{tag}_sd", sd, step)
-                chance = first[layer][f"headline_{name}_chance"]
-                if chance is not None:
-                    add(f"{tag}_chance", chance, step)
-                    beyond = value < chance if name == "synergy" else value > chance
-                    add(f"{tag}_significant", float(beyond), step)
-            add(layer_tag(layer, "synergy_size"), size, step)
+        for tag, value in headline_scalars(evaluation).items():
+            add(tag, value, step)
         for record in evaluation.records:
             layer, size = record["layer"], record["size"]
             add(size_tag(layer, "synergy", size), record["synergy"], step)

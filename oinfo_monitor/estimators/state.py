@@ -100,15 +100,7 @@ class CopulaCovariance:
         )
 
     def supported_size(self) -> int:
-        """Largest multiplet (in neurons) whose Ω the samples estimate reliably.
-
-        The rule: at least `SAMPLES_PER_VARIABLE` samples per variable of the multiplet (a
-        continuous target counts as one more variable; a discrete target's classes use up one
-        sample each). Measured on independent Gaussian data, the SD of one multiplet's
-        bias-corrected Ω stays below about 0.07 bits at that ratio and grows about fourfold
-        when it halves (tests/test_measures.py::test_supported_size_bounds_the_noise); the
-        extreme over a search of many multiplets is further out still.
-        """
+        """Largest multiplet (in neurons) these samples support: `entropy.supported_size`."""
         return supported_size(self.n_samples, self.target, self.n_classes)
 
     def check_sample_size(self, size: int) -> None:

@@ -251,6 +251,7 @@ def summarise(
     empty: dict[str, list[float]] = {"steps": [], "synergy": [], "redundancy": [], "size": []}
     oinfo = history_curves(monitor.history).get(LAYER, empty)
     memorised, grokked, peak = memorisation_step(log), grokking_step(log), tracker.peak_step
+    phases = tracker.summary()
     raw_max = oinfo["steps"][int(np.argmin(oinfo["synergy"]))] if oinfo["steps"] else None
     return {
         "config": config.to_dict(),
@@ -265,11 +266,11 @@ def summarise(
         "synergy_peak_step": peak,
         "synergy_peak_bits": tracker.peak_synergy,
         "raw_synergy_max_step": raw_max,
-        "peak_confirmed_step": tracker.summary()["peak_confirmed_step"],
+        "peak_confirmed_step": phases["peak_confirmed_step"],
         "peak_significant": peak_significant(monitor.history, peak),
-        "lead": difference(grokked, tracker.summary()["peak_confirmed_step"]),
+        "lead": difference(grokked, phases["peak_confirmed_step"]),
         "peak_lead": difference(grokked, peak),
-        "phases": tracker.summary(),
+        "phases": phases,
         "final_train_acc": log.train_acc[-1],
         "final_test_acc": log.test_acc[-1],
         "evaluations": monitor.evaluations,

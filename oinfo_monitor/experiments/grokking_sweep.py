@@ -20,7 +20,8 @@ with the median and range per setting, a figure (the Figure 5 analogue) and a JS
 number, all in --runs-dir. Each run lives in ``<runs-dir>/<setting>-seed<k>/``; a run whose
 ``summary.json`` exists is read back instead of rerun, so an interrupted sweep resumes where it
 stopped (a run folder without one, left by an interruption, is deleted and rerun). The full sweep
-took 80 minutes on a busy 2-core CPU; run it in the background::
+took 80 minutes on a busy 2-core CPU before noise and chance levels; with them, one 2,000-step run
+took 175-229 s (median 181 s, docs/data/grokking_sweep.json); run it in the background::
 
     mkdir -p runs/sweep && nohup python -m oinfo_monitor.experiments.grokking_sweep \
         > runs/sweep/sweep.log 2>&1 &

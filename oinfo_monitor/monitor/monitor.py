@@ -246,9 +246,12 @@ class OInfoMonitor:
         if self.history_path is None:
             return
         records = earlier_records(self.history_path, self.settings.resume)
-        steps = sorted({int(record["step"]) for record in records})
+        by_step: dict[int, list[dict[str, Any]]] = {}
+        for record in records:
+            by_step.setdefault(int(record["step"]), []).append(record)
+        steps = sorted(by_step)
         for step in steps:
-            done = [r for r in records if int(r["step"]) == step]
+            done = by_step[step]
             self._guard(
                 "replaying phases", self._track, Evaluation(step, done, {}, summary=headline(done))
             )

@@ -20,6 +20,23 @@ from oinfo_monitor.monitor.phases import PhaseChange
 from oinfo_monitor.search import SearchResult
 from oinfo_monitor.search.uncertainty import ChanceLevels, Noise
 
+TRUST_FIELDS: tuple[str, ...] = (
+    "synergy_sd",
+    "redundancy_sd",
+    "synergy_chance",
+    "redundancy_chance",
+    "synergy_significant",
+    "redundancy_significant",
+    "headline_synergy_sd",
+    "headline_redundancy_sd",
+    "headline_synergy_chance",
+    "headline_redundancy_chance",
+    "noise_resamples",
+    "surrogates",
+    "chance_step",
+)
+"""The trust fields that end every record (see `RECORD_FIELDS`)."""
+
 RECORD_FIELDS: tuple[str, ...] = (
     "step",
     "layer",
@@ -42,19 +59,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "ties",
     "bias_correct",
     "units",
-    "synergy_sd",
-    "redundancy_sd",
-    "synergy_chance",
-    "redundancy_chance",
-    "synergy_significant",
-    "redundancy_significant",
-    "headline_synergy_sd",
-    "headline_redundancy_sd",
-    "headline_synergy_chance",
-    "headline_redundancy_chance",
-    "noise_resamples",
-    "surrogates",
-    "chance_step",
+    *TRUST_FIELDS,
 )
 """Keys of every history record, in the order they are written.
 
@@ -113,7 +118,7 @@ def trust_fields(
     chance: tuple[int, ChanceLevels] | None,
 ) -> dict[str, Any]:
     """The trust fields of one record (see `RECORD_FIELDS`); None where noise or chance is off."""
-    fields: dict[str, Any] = dict.fromkeys(RECORD_FIELDS[RECORD_FIELDS.index("synergy_sd") :])
+    fields: dict[str, Any] = dict.fromkeys(TRUST_FIELDS)
     if noise is not None:
         fields["synergy_sd"] = noise.synergy_sd[size]
         fields["redundancy_sd"] = noise.redundancy_sd[size]

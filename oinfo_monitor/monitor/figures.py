@@ -1,8 +1,10 @@
-"""Figures the monitor logs: per-layer bars of synergy and redundancy by multiplet size.
+"""Figures the monitor logs: synergy and redundancy by multiplet size, in bits.
 
-This is the layout of the 2022 paper's Figure 1: for each layer, one bar per size k for the most
-synergistic (min Ω) and one for the most redundant (max Ω) multiplet, in bits. Figures are built
-with `matplotlib.figure.Figure` directly (no pyplot), so no global state or GUI backend is touched.
+`size_bars` is the layout of the 2022 paper's Figure 1: for each layer, one bar per size k for the
+most synergistic (min Ω) and one for the most redundant (max Ω) multiplet. `size_profile` is one
+layer's profile at one evaluation as lines, with the ±2 SD band and the chance level, which stays
+readable for the hundreds of sizes of the clusters search. Figures are built with
+`matplotlib.figure.Figure` directly (no pyplot), so no global state or GUI backend is touched.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ SizeTable = dict[str, dict[int, tuple[list[float], list[float]]]]
 
 SYNERGY_COLOR = "#1f77b4"
 REDUNDANCY_COLOR = "#d62728"
+LABELS = {"synergy": "synergy (min Ω)", "redundancy": "redundancy (max Ω)"}
+"""Legend label of each measure."""
 
 
 def size_table(records: Iterable[dict[str, Any]]) -> SizeTable:
@@ -43,8 +47,8 @@ def size_bars(table: SizeTable, title: str = "", bias_note: str = "bias-correcte
         sizes = sorted(table[layer])
         positions = np.arange(len(sizes))
         for offset, index, color, label in (
-            (-0.2, 1, REDUNDANCY_COLOR, "redundancy (max Ω)"),
-            (0.2, 0, SYNERGY_COLOR, "synergy (min Ω)"),
+            (-0.2, 1, REDUNDANCY_COLOR, LABELS["redundancy"]),
+            (0.2, 0, SYNERGY_COLOR, LABELS["synergy"]),
         ):
             values = [table[layer][size][index] for size in sizes]
             means = [float(np.mean(v)) for v in values]
@@ -58,4 +62,62 @@ def size_bars(table: SizeTable, title: str = "", bias_note: str = "bias-correcte
     axes[0].legend(fontsize="small")
     if title:
         figure.suptitle(title)
+    return figure
+
+
+def optional_column(records: list[dict[str, Any]], key: str) -> np.ndarray:
+    """The values of `key` as floats, NaN where a record has None (a trust value turned off).
+
+    Examples:
+        >>> optional_column([{"sd": 0.5}, {"sd": None}], "sd")
+        array([0.5, nan])
+    """
+    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in records])
+
+
+def size_profile(
+    records: Iterable[dict[str, Any]], title: str = "", bias_note: str = "bias-corrected"
+) -> Figure:
+    """One layer's Ω against multiplet size at one evaluation, so the whole profile is one image.
+
+    Synergy (min Ω) and redundancy (max Ω) get an axis each, since they can differ by an order of
+    magnitude; each shows its ±2 SD band where the noise was measured and its chance level where
+    it was computed (dashed). Values in bits.
+
+    Examples:
+        >>> rows = [{"size": k, "synergy": -0.1 * k, "redundancy": 2.0 * k, "synergy_sd": 0.05,
+        ...          "synergy_chance": -0.2} for k in (3, 4, 5)]
+        >>> figure = size_profile(rows, title="fc1, step 100")
+        >>> [axis.get_ylabel() for axis in figure.axes]
+        ['synergy (min Ω), bits', 'redundancy (max Ω), bits']
+        >>> [len(axis.collections) for axis in figure.axes]  # the ±2 SD band: synergy only
+        [1, 0]
+    """
+    rows = sorted(records, key=lambda record: int(record["size"]))
+    sizes = np.array([int(record["size"]) for record in rows])
+    # Fixed margins and legend places: the automatic ones cost most of the drawing time, and the
+    # monitor draws this figure at every evaluation.
+    figure = Figure(figsize=(6.4, 4.8))
+    figure.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.92, hspace=0.12)
+    axes = figure.subplots(2, 1, sharex=True)
+    for axis, name, color in zip(
+        axes, ("synergy", "redundancy"), (SYNERGY_COLOR, REDUNDANCY_COLOR), strict=True
+    ):
+        values = np.array([float(record[name]) for record in rows])
+        axis.plot(sizes, values, color=color, marker=".", label=LABELS[name])
+        spread = 2 * optional_column(rows, f"{name}_sd")
+        if np.isfinite(spread).any():
+            measured = np.isfinite(spread)
+            band = (values - np.nan_to_num(spread), values + np.nan_to_num(spread))
+            axis.fill_between(
+                sizes, *band, where=measured, color=color, alpha=0.25, linewidth=0, label="± 2 SD"
+            )
+        chance = optional_column(rows, f"{name}_chance")
+        if np.isfinite(chance).any():
+            axis.plot(sizes, chance, color="0.4", linestyle="--", label="chance level")
+        axis.axhline(0.0, color="black", linewidth=0.6)
+        axis.set_ylabel(f"{LABELS[name]}, bits")
+        axis.legend(fontsize="small", loc="upper left")
+    axes[1].set_xlabel("multiplet size k")
+    figure.suptitle(f"{title} ({bias_note})" if title else bias_note, fontsize="medium")
     return figure

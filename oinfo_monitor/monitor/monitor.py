@@ -43,11 +43,7 @@ from torch.utils.tensorboard import SummaryWriter
 from oinfo_monitor.estimators import TiePolicy, copula_covariance, distinct_neurons
 from oinfo_monitor.monitor.capture import capture_activations
 from oinfo_monitor.monitor.layers import LayerSelector, rank_bound, resolve_layers, unwrap_model
-from oinfo_monitor.monitor.options import (
-    Forward,
-    MonitorSettings,
-    OInfoMonitorWarning,
-)
+from oinfo_monitor.monitor.options import Forward, MonitorSettings, OInfoMonitorWarning
 from oinfo_monitor.monitor.preflight import check_sizes, dry_run
 from oinfo_monitor.monitor.probe import keyword_probe, materialize_probe
 from oinfo_monitor.monitor.records import (
@@ -56,7 +52,7 @@ from oinfo_monitor.monitor.records import (
     headline,
     records_from_result,
 )
-from oinfo_monitor.monitor.sinks import Sink, monitor_sinks
+from oinfo_monitor.monitor.sinks import DEFAULT_TAG_BUDGET, Sink, monitor_sinks
 from oinfo_monitor.monitor.steps import Schedule, StepGate
 from oinfo_monitor.monitor.trust import Trust
 from oinfo_monitor.search import SearchResult, search_covariance
@@ -96,6 +92,7 @@ class OInfoMonitor:
         logdir / writer: TensorBoard output (a writer you pass is not closed by the monitor).
         history_path: JSONL history file; defaults to ``<logdir>/oinfo_history.jsonl``.
         figure_every: log the bars-by-size figure every this many evaluations (0: never).
+        tag_budget: the most TensorBoard scalar tags per layer (see `sinks.TensorBoardSink`).
         ties, seed, bias_correct: copula tie policy, its seed, and the entropy bias correction.
         batch_size, max_samples: probe chunking and truncation.
         track_phases: run a `PhaseTracker` per layer and log phase changes as text; a dict
@@ -143,6 +140,7 @@ class OInfoMonitor:
         writer: SummaryWriter | None = None,
         history_path: str | Path | None = None,
         figure_every: int = 10,
+        tag_budget: int = DEFAULT_TAG_BUDGET,
         ties: TiePolicy = "random",
         seed: int = 0,
         bias_correct: bool = True,
@@ -170,6 +168,7 @@ class OInfoMonitor:
             logdir=logdir,
             history_path=history_path,
             figure_every=figure_every,
+            tag_budget=tag_budget,
             ties=ties,
             seed=seed,
             bias_correct=bias_correct,
@@ -235,9 +234,7 @@ class OInfoMonitor:
         self.sinks: list[Sink] = []
         if self.active:
             self._open_history()
-            self.sinks = monitor_sinks(
-                self.history_path, writer, logdir, settings.figure_every, bias_correct
-            )
+            self.sinks = monitor_sinks(self.history_path, writer, settings)
         for sink in self.sinks:
             self._guard("starting a sink", sink.start, list(self.layers), self.config())
 

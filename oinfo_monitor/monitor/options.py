@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from oinfo_monitor.estimators import TIE_POLICIES, TiePolicy
 from oinfo_monitor.monitor.capture import CaptureSpec
 from oinfo_monitor.monitor.phases import PhaseTracker
+from oinfo_monitor.monitor.sinks import DEFAULT_TAG_BUDGET, LAYER_SCALARS
 from oinfo_monitor.monitor.steps import Schedule, check_schedule
 from oinfo_monitor.search import check_search
 
@@ -77,6 +78,7 @@ class MonitorSettings:
     logdir: str | Path | None = None
     history_path: str | Path | None = None
     figure_every: int = 10
+    tag_budget: int = DEFAULT_TAG_BUDGET
     ties: TiePolicy = "random"
     seed: int = 0
     bias_correct: bool = True
@@ -101,6 +103,7 @@ class MonitorSettings:
             raise ValueError(f"ties must be one of {TIE_POLICIES}, got {self.ties!r}")
         _check_int("seed", self.seed, 0)
         _check_int("figure_every", self.figure_every, 0)
+        _check_int("tag_budget", self.tag_budget, len(LAYER_SCALARS))  # room for the headline
         _check_int("batch_size", self.batch_size, 1, optional=True)
         _check_int("max_samples", self.max_samples, 1, optional=True)
         if self.noise_resamples == 1:

@@ -21,8 +21,10 @@ SizeTable = dict[str, dict[int, tuple[list[float], list[float]]]]
 
 SYNERGY_COLOR = "#1f77b4"
 REDUNDANCY_COLOR = "#d62728"
+MEASURES = ("synergy", "redundancy")
 LABELS = {"synergy": "synergy (min Ω)", "redundancy": "redundancy (max Ω)"}
 """Legend label of each measure."""
+COLORS = {"synergy": SYNERGY_COLOR, "redundancy": REDUNDANCY_COLOR}
 
 
 def size_table(records: Iterable[dict[str, Any]]) -> SizeTable:
@@ -75,14 +77,85 @@ def optional_column(records: list[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([np.nan if r.get(key) is None else float(r[key]) for r in records])
 
 
-def size_profile(
-    records: Iterable[dict[str, Any]], title: str = "", bias_note: str = "bias-corrected"
-) -> Figure:
-    """One layer's Ω against multiplet size at one evaluation, so the whole profile is one image.
+class SizeProfile:
+    """One layer's Ω against multiplet size, redrawn in place at each evaluation: the monitor
+    logs it at every evaluation, and reusing the figure's axes, ticks and legend halves the cost
+    of drawing a new one (see docs/monitor.md, TensorBoard).
 
     Synergy (min Ω) and redundancy (max Ω) get an axis each, since they can differ by an order of
     magnitude; each shows its ±2 SD band where the noise was measured and its chance level where
     it was computed (dashed). Values in bits.
+
+    Examples:
+        >>> profile = SizeProfile()
+        >>> rows = [{"size": k, "synergy": -0.1 * k, "redundancy": 2.0 * k} for k in (3, 4)]
+        >>> profile.update(rows, title="step 0") is profile.update(rows, title="step 10")
+        True
+        >>> profile.figure.texts[0].get_text()
+        'step 10 (bias-corrected)'
+    """
+
+    def __init__(self, bias_note: str = "bias-corrected") -> None:
+        """An empty profile; `bias_note` goes into the title so the image says how Ω was estimated."""
+        self.bias_note = bias_note
+        # Fixed margins and legend places: the automatic ones cost most of the drawing time.
+        self.figure = Figure(figsize=(6.4, 4.8))
+        self.figure.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.92, hspace=0.12)
+        self.axes = list(self.figure.subplots(2, 1, sharex=True))
+        self.values, self.chances = [], []
+        self.bands: list[Any] = [None, None]
+        self.legends: list[tuple[bool, bool] | None] = [None, None]
+        for axis, name in zip(self.axes, MEASURES, strict=True):
+            self.values.append(
+                axis.plot([], [], color=COLORS[name], marker=".", label=LABELS[name])[0]
+            )
+            self.chances.append(
+                axis.plot([], [], color="0.4", linestyle="--", label="chance level")[0]
+            )
+            axis.axhline(0.0, color="black", linewidth=0.6)
+            axis.set_ylabel(f"{LABELS[name]}, bits")
+        self.axes[1].set_xlabel("multiplet size k")
+        self.title = self.figure.suptitle("", fontsize="medium")
+
+    def update(self, records: Iterable[dict[str, Any]], title: str = "") -> Figure:
+        """Show one evaluation's records of the layer (at least one); returns the figure."""
+        rows = sorted(records, key=lambda record: int(record["size"]))
+        sizes = np.array([int(record["size"]) for record in rows])
+        for index, (axis, name) in enumerate(zip(self.axes, MEASURES, strict=True)):
+            values = np.array([float(record[name]) for record in rows])
+            spread = 2 * optional_column(rows, f"{name}_sd")
+            chance = optional_column(rows, f"{name}_chance")
+            self.values[index].set_data(sizes, values)
+            self.chances[index].set_data(sizes, chance)  # NaN where not computed: not drawn
+            if self.bands[index] is not None:
+                self.bands[index].remove()
+                self.bands[index] = None
+            measured = np.isfinite(spread)
+            if measured.any():
+                low, high = values - np.nan_to_num(spread), values + np.nan_to_num(spread)
+                self.bands[index] = axis.fill_between(
+                    sizes, low, high, where=measured, color=COLORS[name], alpha=0.25,
+                    linewidth=0, label="± 2 SD",
+                )  # fmt: skip
+            shown = np.concatenate([values, values - spread, values + spread, chance, [0.0]])
+            bottom, top = float(np.nanmin(shown)), float(np.nanmax(shown))
+            pad = 0.05 * (top - bottom) or 0.1
+            axis.set_ylim(bottom - pad, top + pad)
+            key = (bool(measured.any()), bool(np.isfinite(chance).any()))
+            if key != self.legends[index]:  # a new legend only when its entries change
+                handles = [self.values[index], self.bands[index], self.chances[index]]
+                shown_handles = [h for h, on in zip(handles, (True, *key), strict=True) if on]
+                axis.legend(handles=shown_handles, fontsize="small", loc="upper left")
+                self.legends[index] = key
+        self.axes[0].set_xlim(sizes.min() - 0.5, sizes.max() + 0.5)
+        self.title.set_text(f"{title} ({self.bias_note})" if title else self.bias_note)
+        return self.figure
+
+
+def size_profile(
+    records: Iterable[dict[str, Any]], title: str = "", bias_note: str = "bias-corrected"
+) -> Figure:
+    """One layer's Ω against multiplet size at one evaluation as a new figure (see `SizeProfile`).
 
     Examples:
         >>> rows = [{"size": k, "synergy": -0.1 * k, "redundancy": 2.0 * k, "synergy_sd": 0.05,
@@ -93,31 +166,4 @@ def size_profile(
         >>> [len(axis.collections) for axis in figure.axes]  # the ±2 SD band: synergy only
         [1, 0]
     """
-    rows = sorted(records, key=lambda record: int(record["size"]))
-    sizes = np.array([int(record["size"]) for record in rows])
-    # Fixed margins and legend places: the automatic ones cost most of the drawing time, and the
-    # monitor draws this figure at every evaluation.
-    figure = Figure(figsize=(6.4, 4.8))
-    figure.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.92, hspace=0.12)
-    axes = figure.subplots(2, 1, sharex=True)
-    for axis, name, color in zip(
-        axes, ("synergy", "redundancy"), (SYNERGY_COLOR, REDUNDANCY_COLOR), strict=True
-    ):
-        values = np.array([float(record[name]) for record in rows])
-        axis.plot(sizes, values, color=color, marker=".", label=LABELS[name])
-        spread = 2 * optional_column(rows, f"{name}_sd")
-        if np.isfinite(spread).any():
-            measured = np.isfinite(spread)
-            band = (values - np.nan_to_num(spread), values + np.nan_to_num(spread))
-            axis.fill_between(
-                sizes, *band, where=measured, color=color, alpha=0.25, linewidth=0, label="± 2 SD"
-            )
-        chance = optional_column(rows, f"{name}_chance")
-        if np.isfinite(chance).any():
-            axis.plot(sizes, chance, color="0.4", linestyle="--", label="chance level")
-        axis.axhline(0.0, color="black", linewidth=0.6)
-        axis.set_ylabel(f"{LABELS[name]}, bits")
-        axis.legend(fontsize="small", loc="upper left")
-    axes[1].set_xlabel("multiplet size k")
-    figure.suptitle(f"{title} ({bias_note})" if title else bias_note, fontsize="medium")
-    return figure
+    return SizeProfile(bias_note).update(records, title)

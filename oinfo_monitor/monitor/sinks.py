@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.monitor.figures import size_bars, size_profile, size_table
+from oinfo_monitor.monitor.figures import SizeProfile, size_bars, size_table
 from oinfo_monitor.monitor.records import Evaluation, write_records
 
 if TYPE_CHECKING:  # options imports this module for the tag budget's default and minimum
@@ -233,6 +233,7 @@ class TensorBoardSink:
         self.bias_note = "bias-corrected" if bias_correct else "no bias correction"
         self.tag_budget = tag_budget
         self.size_scalars: dict[str, frozenset[int]] = {}
+        self.profiles: dict[str, SizeProfile] = {}
         self.written = 0
 
     def start(self, layers: list[str], config: dict[str, Any]) -> None:
@@ -260,7 +261,9 @@ class TensorBoardSink:
             for record in (r for r in records if r["size"] in chosen):
                 for name in ("synergy", "redundancy"):
                     add(size_tag(layer, name, record["size"]), record[name], step)
-            profile = size_profile(records, title=f"{layer}, step {step}", bias_note=self.bias_note)
+            if layer not in self.profiles:
+                self.profiles[layer] = SizeProfile(self.bias_note)
+            profile = self.profiles[layer].update(records, title=f"{layer}, step {step}")
             self.writer.add_figure(layer_tag(layer, "size_profile"), profile, step, close=False)
         add("oinfo/probe_seconds", evaluation.probe_seconds, step)
         add("oinfo/eval_seconds", evaluation.seconds, step)

@@ -18,17 +18,24 @@ from oinfo_monitor.estimators.entropy import (
     supported_size,
 )
 from oinfo_monitor.estimators.measures import dtc, oinfo, sinfo, tc
-from oinfo_monitor.estimators.state import CopulaCovariance, copula_covariance
+from oinfo_monitor.estimators.state import (
+    CopulaCovariance,
+    CopulaValues,
+    copula_covariance,
+    copula_values,
+)
 from oinfo_monitor.estimators.validation import NeuronFilter, distinct_neurons
 
 __all__ = [
     "SAMPLES_PER_VARIABLE",
     "TIE_POLICIES",
     "CopulaCovariance",
+    "CopulaValues",
     "NeuronFilter",
     "TiePolicy",
     "copnorm",
     "copula_covariance",
+    "copula_values",
     "covariance",
     "distinct_neurons",
     "dtc",

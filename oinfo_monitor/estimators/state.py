@@ -160,26 +160,104 @@ def copula_covariance(
     the dtype rule.
     `ties` and `seed` set the copula's tie policy (see `copnorm`).
     """
+    values = copula_values(x, y=y, target_kind=target_kind, ties=ties, seed=seed)
+    return values.state(bias_correct=bias_correct)
+
+
+@dataclass(frozen=True)
+class CopulaValues:
+    """Copula-transformed samples `z` [samples, neurons (+1 continuous target column)], kept so that
+    resamples of rows and surrogates of one transform get their covariances without transforming
+    again (`search.uncertainty`); `labels` holds a discrete target."""
+
+    z: Tensor
+    n_variables: int
+    target: Literal["none", "continuous", "discrete"]
+    labels: Tensor | None
+    ties: str
+    seed: int
+
+    def state(self, rows: Tensor | None = None, *, bias_correct: bool = True) -> CopulaCovariance:
+        """The covariance state of these values, or of the samples `rows` (with repeats) of them.
+
+        Examples:
+            >>> g = torch.Generator().manual_seed(0)
+            >>> values = copula_values(torch.randn(300, 4, generator=g))
+            >>> rows = torch.randint(0, 300, (300,), generator=g)
+            >>> values.state(rows).n_samples
+            300
+        """
+        z = self.z if rows is None else self.z[rows]
+        labels = self.labels if rows is None or self.labels is None else self.labels[rows]
+        within_cov, n_classes = None, 0
+        if labels is not None:
+            within_cov, n_classes = within_class_covariance(z, labels)
+        return CopulaCovariance(
+            cov=covariance(z),
+            n_samples=z.shape[0],
+            n_variables=self.n_variables,
+            target=self.target,
+            within_cov=within_cov,
+            n_classes=n_classes,
+            bias_correct=bias_correct,
+            ties=self.ties,
+            seed=self.seed,
+        )
+
+    def select(self, columns: list[int]) -> CopulaValues:
+        """These values restricted to the neurons `columns` (the target kept), renumbered 0..len-1.
+
+        Examples:
+            >>> values = copula_values(torch.randn(50, 5), y=torch.randn(50))
+            >>> tuple(values.select([0, 3]).z.shape)
+            (50, 3)
+        """
+        index = torch.tensor(columns, dtype=torch.long, device=self.z.device)
+        z = torch.cat([self.z[:, index], self.z[:, self.n_variables :]], dim=1)
+        return CopulaValues(z, len(columns), self.target, self.labels, self.ties, self.seed)
+
+    def permuted(self, generator: torch.Generator) -> CopulaValues:
+        """These values with every neuron's samples permuted independently (the target kept):
+        marginals and ties kept, every dependence destroyed. Permuting tie-broken copula values is
+        a fresh random tie draw of the permuted data, so this is the copula of permuted samples.
+
+        Examples:
+            >>> values = copula_values(torch.arange(12.0).reshape(4, 3))
+            >>> surrogate = values.permuted(torch.Generator().manual_seed(0))
+            >>> bool((surrogate.z.sort(0).values == values.z.sort(0).values).all())
+            True
+        """
+        neurons = self.z[:, : self.n_variables]
+        keys = torch.rand(neurons.shape, generator=generator).to(neurons.device)
+        shuffled = torch.gather(neurons, 0, torch.argsort(keys, dim=0))
+        z = torch.cat([shuffled, self.z[:, self.n_variables :]], dim=1)
+        return CopulaValues(z, self.n_variables, self.target, self.labels, self.ties, self.seed)
+
+
+def copula_values(
+    x: Any,
+    *,
+    y: Any = None,
+    target_kind: TargetKind = "auto",
+    ties: TiePolicy = "random",
+    seed: int = 0,
+) -> CopulaValues:
+    """Copula-transform `x` [samples, neurons] and a continuous `y` (see `copula_covariance`).
+
+    Examples:
+        >>> values = copula_values(torch.randn(100, 3), y=torch.arange(100) % 2)
+        >>> tuple(values.z.shape), values.target
+        ((100, 3), 'discrete')
+    """
     data = check_samples(x)
-    samples, variables = data.shape
     z = copnorm_checked(data, ties, seed)
+    labels = None
     kind: Literal["none", "continuous", "discrete"] = "none"
-    within_cov, n_classes = None, 0
     if y is not None:
-        target, kind = check_target(y, samples, target_kind)
+        target, kind = check_target(y, data.shape[0], target_kind)
         target = target.to(z.device)
         if kind == "continuous":
             z = torch.cat([z, copnorm_checked(target[:, None], ties, seed + 1)], dim=1)
         else:
-            within_cov, n_classes = within_class_covariance(z, target)
-    return CopulaCovariance(
-        cov=covariance(z),
-        n_samples=samples,
-        n_variables=variables,
-        target=kind,
-        within_cov=within_cov,
-        n_classes=n_classes,
-        bias_correct=bias_correct,
-        ties=ties,
-        seed=seed,
-    )
+            labels = target
+    return CopulaValues(z, data.shape[1], kind, labels, ties, seed)

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.estimators import TiePolicy, copula_covariance, distinct_neurons
+from oinfo_monitor.estimators import TiePolicy, copula_values, distinct_neurons
 from oinfo_monitor.monitor.capture import capture_activations
 from oinfo_monitor.monitor.layers import LayerSelector, rank_bound, resolve_layers, unwrap_model
 from oinfo_monitor.monitor.options import Forward, MonitorSettings, OInfoMonitorWarning
@@ -220,8 +220,6 @@ class OInfoMonitor:
             settings.noise_resamples,
             settings.surrogates,
             settings.null_every,
-            self.target,
-            ties,
             bias_correct,
             seed,
         )
@@ -363,13 +361,8 @@ class OInfoMonitor:
                 f"only {kept.numel()} distinct non-constant neuron(s); need at least 3 "
                 f"({len(neurons.dead)} constant, {len(neurons.duplicates)} duplicated)"
             )
-        stats = copula_covariance(
-            values[:, kept],
-            y=self.target,
-            bias_correct=self.bias_correct,
-            ties=self.ties,
-            seed=self.seed,
-        )
+        copula = copula_values(values[:, kept], y=self.target, ties=self.ties, seed=self.seed)
+        stats = copula.state(bias_correct=self.bias_correct)
         options = {k: v for k, v in self.search_options[name].items() if v is not None}
         result = search_covariance(
             stats,
@@ -381,7 +374,9 @@ class OInfoMonitor:
         began = time.perf_counter()
         try:
             limit = {"size_limit": self.size_limits[name]}
-            noise, chance = self.trust.of(name, step, values, kept, result, {**options, **limit})
+            noise, chance = self.trust.of(
+                name, step, copula, kept.tolist(), result, {**options, **limit}
+            )
         except Exception as error:  # the value stands; only its noise/chance level is missing
             self._warn_once(("trust", name), f"noise/chance of layer {name!r} failed: {error}")
             noise, chance = None, None

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import Tensor
-
-from oinfo_monitor.estimators import TiePolicy
+from oinfo_monitor.estimators import CopulaValues
 from oinfo_monitor.search import SearchResult
 from oinfo_monitor.search.uncertainty import ChanceLevels, Noise, bootstrap_noise, chance_levels
 
@@ -27,8 +25,6 @@ class Trust:
     resamples: int
     surrogates: int
     null_every: int
-    target: Tensor | None
-    ties: TiePolicy = "random"
     bias_correct: bool = True
     seed: int = 0
     chance_by_layer: dict[str, tuple[int, ChanceLevels]] = field(default_factory=dict)
@@ -38,31 +34,30 @@ class Trust:
         self,
         layer: str,
         step: int,
-        values: Tensor,
-        kept: Tensor,
+        copula: CopulaValues,
+        kept: list[int],
         result: SearchResult,
         search_options: dict[str, Any],
     ) -> tuple[Noise | None, tuple[int, ChanceLevels] | None]:
-        """A layer's noise (`values`: all its neurons, numbered as `result`'s members) and chance
-        levels (from its `kept` neurons, searched with `search_options`)."""
-        return self.noise(values, result), self.chance(layer, step, values[:, kept], search_options)
+        """A layer's noise and chance levels from the copula values the search ran on (column i
+        is neuron `kept[i]` of `result`'s members; `search_options` as the search got them)."""
+        return self.noise(copula, kept, result), self.chance(layer, step, copula, search_options)
 
-    def noise(self, values: Tensor, result: SearchResult) -> Noise | None:
+    def noise(self, copula: CopulaValues, kept: list[int], result: SearchResult) -> Noise | None:
         """The bootstrap noise of the multiplets the search chose, or None when turned off."""
         if not self.resamples:
             return None
         return bootstrap_noise(
-            values,
+            copula,
             result,
+            index_map=kept,
             resamples=self.resamples,
-            y=self.target,
-            ties=self.ties,
             bias_correct=self.bias_correct,
             seed=self.seed,
         )
 
     def chance(
-        self, layer: str, step: int, values: Tensor, search_options: dict[str, Any]
+        self, layer: str, step: int, copula: CopulaValues, search_options: dict[str, Any]
     ) -> tuple[int, ChanceLevels] | None:
         """The layer's chance levels and the step they were computed at; None when turned off."""
         if not self.surrogates:
@@ -70,10 +65,8 @@ class Trust:
         age = self.age.get(layer, self.null_every)
         if layer not in self.chance_by_layer or age >= self.null_every:
             levels = chance_levels(
-                values,
+                copula,
                 surrogates=self.surrogates,
-                y=self.target,
-                ties=self.ties,
                 bias_correct=self.bias_correct,
                 seed=self.seed,
                 search_options=search_options,

@@ -3,16 +3,22 @@
 A search reports, per multiplet size, the most synergistic (min Ω) and most redundant (max Ω)
 multiplet. Two questions decide whether such a value can be trusted:
 
-- **Noise.** How much would the value move with another probe set? `bootstrap_noise` resamples the
-  probe's samples with replacement, redoes the copula transform with a fresh tie draw (so the
-  tie-breaking noise of ``ties="random"`` is included) and re-scores the multiplets the search
-  chose. It does not re-run the search: the SD is that of the reported multiplets' Ω, the quantity
-  a curve follows from one evaluation to the next, and re-scoring costs their members only.
+- **Noise.** How much would the value move with another probe set? `bootstrap_noise` copula-
+  transforms the chosen multiplets' members once, resamples the rows of those copula values with
+  replacement and re-scores the multiplets the search chose. It does not re-run the search: the
+  SD is that of the reported multiplets' Ω, the quantity a curve follows from one evaluation to
+  the next, and re-scoring costs their members only. Nor does it rank each resample again with a
+  fresh tie draw: under ``ties="random"`` the tie-broken copula values are a jitter drawn for
+  each sample independently, so resampling rows resamples the jitter too, and the SD already
+  holds the tie noise. Measured on post-ReLU data whose truth is known (tests/test_trust.py), the
+  SD over resampled rows matches the SD over fresh probes with fresh tie draws, while a fresh tie
+  draw on top of the row resample counts the tie noise twice (20-30% too large).
 - **Chance level.** An extreme over many candidates lies away from zero even on independent data,
   and the further the more candidates there are. `chance_levels` runs the same search (strategy,
   sizes, options, sample count, tie policy) on surrogates in which every neuron's samples are
   permuted independently: the marginals, ties included, are kept and every dependence is
-  destroyed. Its 5% quantile of surrogate min Ω (95% of max Ω) is the chance level: a synergy
+  destroyed (permuting the tie-broken copula values is a copula of the permuted samples with a
+  fresh tie draw, so the transform is done once). Its 5% quantile of surrogate min Ω (95% of max Ω) is the chance level: a synergy
   below it, or a redundancy above it, is *significant*. A size that a surrogate's search did not
   produce (the clusters strategy's union sizes depend on the data) takes that surrogate's
   extreme at the nearest size it did produce.
@@ -23,14 +29,14 @@ for the headline itself (the extreme over sizes of each resample or surrogate). 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from oinfo_monitor.estimators import TiePolicy, copula_covariance
+from oinfo_monitor.estimators import CopulaValues, TiePolicy, copula_values
 from oinfo_monitor.search.api import search_covariance
 from oinfo_monitor.search.results import SearchResult
 
@@ -68,11 +74,12 @@ class ChanceLevels:
 
 
 def bootstrap_noise(
-    x: Tensor,
+    x: Tensor | CopulaValues,
     result: SearchResult,
     *,
+    index_map: Sequence[int] | None = None,
     resamples: int = 10,
-    max_sizes: int | None = 16,
+    max_sizes: int | None = 8,
     y: Tensor | None = None,
     ties: TiePolicy = "random",
     bias_correct: bool = True,
@@ -80,13 +87,15 @@ def bootstrap_noise(
 ) -> Noise:
     """SD over bootstrap resamples of the Ω of each multiplet `result` chose, and of its headline.
 
-    `x` [samples, neurons] holds the data the search ran on, its columns numbered as the members
-    of `result`. Each resample draws the samples with replacement, copula-transforms the members'
-    columns again (tie seed changed per resample) and re-scores every chosen multiplet. A resample
-    in which a member is constant (a rarely active neuron drawn only at rest) cannot be scored; it
-    is drawn again, up to `resamples` extra draws, and `Noise.resamples` counts the ones used (an
-    SD from fewer than 2 is NaN). A search with more than `max_sizes` sizes (the clusters
-    strategy reports one per union size, often a hundred or more) has its SD measured at
+    `x` [samples, neurons] holds the data the search ran on, or its copula values (then `y`,
+    `ties` and `seed` are theirs); column i is neuron `index_map[i]` of `result`'s members
+    (default: neuron i). The members' columns are copula-transformed once; each resample
+    draws the rows of those values with replacement and re-scores every chosen multiplet (see the
+    module docstring for why that SD holds the tie noise). A resample in which a member is
+    constant (under ``ties="average"``, a rarely active neuron drawn only at rest) cannot be
+    scored; it is drawn again, up to `resamples` extra draws, and `Noise.resamples` counts the
+    ones used (an SD from fewer than 2 is NaN). A search with more than `max_sizes` sizes (the
+    clusters strategy reports one per union size, often a hundred or more) has its SD measured at
     `max_sizes` sizes spread evenly over its range, always including the sizes of the two
     headline multiplets; the other sizes get None (not measured), which keeps the cost to a fixed
     number of re-scored multiplets. Deterministic for a given `seed`.
@@ -108,35 +117,35 @@ def bootstrap_noise(
     chosen = [result.synergy[k].members for k in sizes] + [
         result.redundancy[k].members for k in sizes
     ]
-    columns = sorted({member for members in chosen for member in members})
+    width = x.n_variables if isinstance(x, CopulaValues) else int(x.shape[1])
+    column_of = {neuron: i for i, neuron in enumerate(index_map or range(width))}
+    columns = sorted({column_of[member] for members in chosen for member in members})
     position = {column: i for i, column in enumerate(columns)}
-    multiplets = [[position[m] for m in members] for members in chosen]
-    data = x[:, columns]
+    renumbered = [tuple(sorted(position[column_of[m]] for m in members)) for members in chosen]
+    unique = sorted(set(renumbered))
+    slot = [unique.index(members) for members in renumbered]
+    if isinstance(x, CopulaValues):
+        values = x.select(columns)
+    else:
+        values = copula_values(x[:, columns], y=y, ties=ties, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     scored: list[Tensor] = []
-    for draw in range(2 * resamples):
+    for _ in range(2 * resamples):
         if len(scored) == resamples:
             break
-        rows = torch.randint(0, data.shape[0], (data.shape[0],), generator=generator)
-        rows = rows.to(data.device)
-        sample = data[rows]
-        if bool(((sample == sample[:1]).all(0)).any()):
+        samples = values.z.shape[0]
+        rows = torch.randint(0, samples, (samples,), generator=generator).to(values.z.device)
+        stats = values.state(rows, bias_correct=bias_correct)
+        if not bool((torch.diagonal(stats.cov) > 0).all()):
             continue
-        stats = copula_covariance(
-            sample,
-            y=None if y is None else y[rows],
-            bias_correct=bias_correct,
-            ties=ties,
-            seed=seed + 1 + draw,
-        )
-        scored.append(stats.oinfo(multiplets).cpu())
+        scored.append(stats.oinfo(unique).cpu()[slot])
     nan = torch.full((1, len(chosen)), float("nan"), dtype=torch.float64)
-    values = torch.stack(scored) if len(scored) >= 2 else nan
-    synergy, redundancy = values[:, : len(sizes)], values[:, len(sizes) :]
+    table = torch.stack(scored) if len(scored) >= 2 else nan
+    synergy, redundancy = table[:, : len(sizes)], table[:, len(sizes) :]
     position_of = {k: i for i, k in enumerate(sizes)}
 
-    def spread(table: Tensor, k: int) -> float | None:
-        return float(table[:, position_of[k]].std()) if k in position_of else None
+    def spread(column: Tensor, k: int) -> float | None:
+        return float(column[:, position_of[k]].std()) if k in position_of else None
 
     return Noise(
         synergy_sd={k: spread(synergy, k) for k in every},
@@ -168,21 +177,8 @@ def measured_sizes(result: SearchResult, max_sizes: int | None) -> list[int]:
     return sorted(picks)
 
 
-def permuted(x: Tensor, generator: torch.Generator) -> Tensor:
-    """`x` with the samples of every column permuted independently: marginals kept, dependence gone.
-
-    Examples:
-        >>> x = torch.arange(12.0).reshape(4, 3)
-        >>> p = permuted(x, torch.Generator().manual_seed(0))
-        >>> bool((p.sort(0).values == x).all())
-        True
-    """
-    keys = torch.rand(x.shape, generator=generator).to(x.device)
-    return torch.gather(x, 0, torch.argsort(keys, dim=0))
-
-
 def chance_levels(
-    x: Tensor,
+    x: Tensor | CopulaValues,
     *,
     surrogates: int = 19,
     quantile: float = 0.05,
@@ -196,7 +192,8 @@ def chance_levels(
 
     `search_options` are the keyword options of `search_covariance` (``sizes``, ``strategy``,
     strategy options, ``size_limit``) exactly as the real search got them. Deterministic for a
-    given `seed`.
+    given `seed`. `x` may also be the copula values of the data (then `y` and `ties` are theirs),
+    which spares the transform.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -211,11 +208,10 @@ def chance_levels(
         raise ValueError(f"quantile must lie strictly between 0 and 0.5, got {quantile!r}")
     options = dict(search_options or {})
     generator = torch.Generator().manual_seed(seed)
+    values = x if isinstance(x, CopulaValues) else copula_values(x, y=y, ties=ties, seed=seed + 1)
     found: list[SearchResult] = []
-    for s in range(surrogates):
-        stats = copula_covariance(
-            permuted(x, generator), y=y, bias_correct=bias_correct, ties=ties, seed=seed + 1 + s
-        )
+    for _ in range(surrogates):
+        stats = values.permuted(generator).state(bias_correct=bias_correct)
         found.append(search_covariance(stats, seed=seed, **options))
     sizes = sorted({k for result in found for k in result.synergy})
 

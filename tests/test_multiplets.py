@@ -118,6 +118,44 @@ def test_index_array_forms_are_equivalent():
         assert torch.equal(oinfo(x, form), expected)
 
 
+def test_long_mixed_list_keeps_caller_order():
+    """Hundreds of rows of sizes 2-5 in random order (lists and tuples, indices above 255 too)
+    come back grouped by size, in the order sizes first appear, each row at its own position."""
+    rng = np.random.default_rng(3)
+    rows = [
+        tuple(int(v) for v in rng.choice(300, size, replace=False))
+        for size in rng.integers(2, 6, 400)
+    ]
+    rows[::7] = [list(r) for r in rows[::7]]
+    groups = parse_multiplets(rows, 300)
+    sizes = [members.shape[1] for _, members in groups]
+    assert sizes == list(dict.fromkeys(len(r) for r in rows))
+    rebuilt = [None] * len(rows)
+    for positions, members in groups:
+        assert positions.tolist() == sorted(positions.tolist())
+        for position, row in zip(positions.tolist(), members.tolist(), strict=True):
+            rebuilt[position] = row
+    assert rebuilt == [list(r) for r in rows]
+
+
+@pytest.mark.parametrize("n_variables", [6, 400])
+def test_numpy_integers_tensor_rows_and_ragged_lists_parse_like_tuples(n_variables):
+    """numpy integer entries, a tuple of 1-D tensors and ragged lists of lists give the members
+    of the same list of tuples; 400 variables take indices above 255."""
+    top = n_variables - 1
+    rows = [(0, 1, top), (3, 4), (top, 2, 0, 1), (1, 3)]
+    expected = [([0], [[0, 1, top]]), ([1, 3], [[3, 4], [1, 3]]), ([2], [[top, 2, 0, 1]])]
+    for form in (
+        rows,
+        [tuple(np.int64(v) for v in r) for r in rows],
+        [[np.uint16(v) for v in r] for r in rows],
+        tuple(torch.tensor(r) for r in rows),
+        [list(r) for r in rows],
+    ):
+        got = [(p.tolist(), m.tolist()) for p, m in parse_multiplets(form, n_variables)]
+        assert got == expected
+
+
 def test_none_means_all_variables():
     ((positions, members),) = parse_multiplets(None, 5)
     assert positions.tolist() == [0]
@@ -149,6 +187,9 @@ def x():
         ([], "multiplets is empty"),
         (np.zeros((0, 3), dtype=int), "non-empty [M, k] index array, got shape (0, 3)"),
         (np.array([0, 1, 2]), "non-empty [M, k] index array, got shape (3,)"),
+        ([(0, 1, 2), (4, 3, 300)], "multiplet [4, 3, 300] has index 300 out of range"),
+        ([(0, 1)] * 300 + [(2, -3)], "multiplet [2, -3] has index -3 out of range"),
+        ([(0, 1, 5), (3,)], "multiplet [0, 1, 5] has index 5 out of range"),
     ],
     ids=[
         "duplicate",
@@ -162,6 +203,9 @@ def x():
         "empty-list",
         "empty-array",
         "one-dimensional-array",
+        "above-255",
+        "negative-late-in-a-long-list",
+        "first-size-checked-first",
     ],
 )
 def test_bad_indices_raise_value_error_naming_them(x, multiplets, message):
@@ -180,6 +224,17 @@ def test_bad_indices_raise_value_error_naming_them(x, multiplets, message):
         ([(0, 1, 2), 3], "multiplet 1 must be a sequence of indices, got 3"),
         ([(0, 1, 2), "abc"], "multiplet 1 has a non-integer index 'a'"),
         (np.array([["0", "1", "2"]]), "multiplets must hold real numbers"),
+        ([(0, 1)] * 500 + [(1, False)], "multiplet 500 has a non-integer index False"),
+        ([(0, 1, 2), (0, np.True_, 2)], "multiplet 1 has a non-integer index np.True_"),
+        ([(0, 1)] * 500 + [(2.0, 1)], "multiplet 500 has a non-integer index 2.0"),
+        ([(0, 1, 2), (0, np.float64(1), 2)], "multiplet 1 has a non-integer index np.float64(1.0)"),
+        ([[0, 1], [2, [3, 4]]], "multiplet 1 has a non-integer index [3, 4]"),
+        (
+            (torch.tensor([0, 1]), torch.tensor([True, False])),
+            "multiplet 1 has a non-integer index True",
+        ),
+        ([(torch.tensor(0), torch.tensor(1))], "multiplet 0 has a non-integer index tensor(0)"),
+        ([(0, 1), {2, 3}], "multiplet 1 must be a sequence of indices, got {2, 3}"),
     ],
     ids=[
         "float-array",
@@ -190,6 +245,14 @@ def test_bad_indices_raise_value_error_naming_them(x, multiplets, message):
         "scalar-row",
         "string-row",
         "string-array",
+        "bool-late-in-a-long-list",
+        "numpy-bool",
+        "float-late-in-a-long-list",
+        "numpy-float",
+        "nested-row",
+        "bool-tensor-row",
+        "zero-d-tensor-entries",
+        "set-row",
     ],
 )
 def test_non_integer_multiplets_raise_type_error(x, multiplets, message):

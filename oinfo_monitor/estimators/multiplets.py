@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,7 +23,12 @@ def parse_multiplets(
     """Validate multiplets and group them by size as `(positions, members[M_k, k])` pairs.
 
     Grouping lets every size be scored as one batch while results are scattered back in the
-    caller's order; `None` means one multiplet of all variables.
+    caller's order; `None` means one multiplet of all variables. Sizes come in the order of their
+    first multiplet, and positions ascend within each size.
+
+    Examples:
+        >>> [(p.tolist(), m.tolist()) for p, m in parse_multiplets([(0, 1, 2), (3, 4), (2, 4, 1)], 5)]
+        [([0, 2], [[0, 1, 2], [2, 4, 1]]), ([1], [[3, 4]])]
     """
     if multiplets is None:
         members = torch.arange(n_variables, device=device)[None, :]
@@ -34,17 +40,74 @@ def parse_multiplets(
         rows = list(multiplets)
         if not rows:
             raise ValueError("multiplets is empty: pass at least one group of variable indices")
-        by_size: dict[int, list[int]] = {}
-        for position, row in enumerate(rows):
-            by_size.setdefault(len(_as_row(row, position)), []).append(position)
-        groups, positions = [], []
-        for size_positions in by_size.values():
-            matrix = [list(_as_row(rows[p], p)) for p in size_positions]
-            groups.append(torch.tensor(matrix, dtype=torch.long, device=device))
-            positions.append(torch.tensor(size_positions, dtype=torch.long, device=device))
+        flat = _flat_indices(rows)
+        pairs = _group_rows(rows) if flat is None else _group_flat(*flat)
+        positions = [p.to(device=device, dtype=torch.long) for p, _ in pairs]
+        groups = [m.to(device=device, dtype=torch.long) for _, m in pairs]
     for members in groups:
         _check_members(members, n_variables)
     return list(zip(positions, groups, strict=True))
+
+
+def _flat_indices(rows: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row lengths and all indices, row after row, of plain index rows, converted in bulk.
+
+    Rows must be lists, tuples or 1-D arrays, and their entries ints or numpy integers (not bools):
+    checked over the set of entry types, so that a list of tuples costs a few C-level passes
+    instead of a Python loop per row. None when anything else is found: `_group_rows` then checks
+    row by row and names the malformed entry.
+    """
+    row_kinds = set(map(type, rows))
+    if any(issubclass(kind, (Tensor, np.ndarray)) for kind in row_kinds):
+        rows = [row.tolist() if isinstance(row, (Tensor, np.ndarray)) else row for row in rows]
+        row_kinds = set(map(type, rows))
+    if not all(issubclass(kind, (tuple, list)) for kind in row_kinds):
+        return None
+    flat = list(itertools.chain.from_iterable(rows))
+    kinds = set(map(type, flat))
+    if not all(issubclass(k, (int, np.integer)) and not issubclass(k, bool) for k in kinds):
+        return None
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    try:
+        # bytes() converts a list of small non-negative ints at C speed; other indices raise.
+        return lengths, np.frombuffer(bytes(flat), dtype=np.uint8)
+    except ValueError:
+        pass
+    try:
+        return lengths, np.fromiter(flat, dtype=np.int64, count=len(flat))
+    except OverflowError:
+        return None
+
+
+def _group_flat(lengths: np.ndarray, values: np.ndarray) -> list[tuple[Tensor, Tensor]]:
+    """(positions, members [M_k, k]) per row length, from `_flat_indices`'s lengths and values.
+
+    Rows of one size that follow each other (as a list built size by size has them) are one slice.
+    """
+    sizes, first = np.unique(lengths, return_index=True)
+    starts = np.cumsum(lengths) - lengths
+    pairs = []
+    for size in sizes[np.argsort(first)]:
+        positions = np.flatnonzero(lengths == size)
+        start = starts[positions[0]]
+        if positions[-1] - positions[0] + 1 == len(positions):
+            members = values[start : start + size * len(positions)].reshape(-1, size)
+        else:
+            members = values[starts[positions, None] + np.arange(size)]
+        pairs.append((torch.from_numpy(positions), torch.from_numpy(members.astype(np.int64))))
+    return pairs
+
+
+def _group_rows(rows: list[Any]) -> list[tuple[Tensor, Tensor]]:
+    """(positions, members [M_k, k]) per row length, checking each row: `_flat_indices`'s
+    fallback, which names the first malformed row or entry."""
+    by_size: dict[int, list[int]] = {}
+    for position, row in enumerate(rows):
+        by_size.setdefault(len(_as_row(row, position)), []).append(position)
+    return [
+        (torch.tensor(positions), torch.tensor([_as_row(rows[p], p) for p in positions]))
+        for positions in by_size.values()
+    ]
 
 
 def _as_row(row: Any, position: int) -> Sequence[int]:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.estimators.validation import check_samples
 
 TiePolicy = Literal["random", "stable", "average"]
@@ -48,17 +49,23 @@ def copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
     ties: random bits for "random", the sample index for "stable". Float32-valued data (activations)
     need one such sort. Other data are sorted by value first, and only the columns holding ties are
     sorted again, by (tie-run index, low bits); "average" needs no second sort. Integer ranks map
-    through a table of T quantiles instead of one normal quantile per entry.
+    through a table of T quantiles instead of one normal quantile per entry. On the CPU it runs on
+    one thread (`threads.one_cpu_thread`), which keeps its speed when other work holds a core.
     """
     if ties not in TIE_POLICIES:
         raise ValueError(f"ties must be one of {TIE_POLICIES}, got {ties!r}")
-    samples = x.shape[0]
-    if samples >= 1 << 31:
-        raise ValueError(f"the copula transform takes fewer than 2**31 samples, got {samples}")
-    rows = x.T.contiguous()
+    if x.shape[0] >= 1 << 31:
+        raise ValueError(f"the copula transform takes fewer than 2**31 samples, got {x.shape[0]}")
+    with one_cpu_thread(x.device):
+        return _copnorm_rows(x.T.contiguous(), ties, seed).T.contiguous()
+
+
+def _copnorm_rows(rows: Tensor, ties: str, seed: int) -> Tensor:
+    """The copula transform of each row of `rows` [variables, samples] (see `copnorm_checked`)."""
+    samples = rows.shape[1]
     single = rows.to(torch.float32) if ties != "average" else None
     if single is not None and torch.equal(single.to(torch.float64), rows):
-        index = torch.arange(samples, device=x.device).expand(rows.shape)
+        index = torch.arange(samples, device=rows.device).expand(rows.shape)
         order = _argsort_rows((_float32_order_bits(single) << 31) | _tie_bits(index, ties, seed))
     else:
         order = _argsort_rows(rows)
@@ -68,14 +75,14 @@ def copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
         tied = torch.nonzero(~starts.all(1)).flatten()
         if tied.numel() and ties == "average":
             ranks = _mid_ranks(order, starts)
-            return torch.special.ndtri((ranks + 1.0) / (samples + 1.0)).T.contiguous()
+            return torch.special.ndtri((ranks + 1.0) / (samples + 1.0))
         if tied.numel():
             index = order[tied]
             keys = (starts[tied].to(torch.int64).cumsum(1) << 31) | _tie_bits(index, ties, seed)
             order[tied] = torch.gather(index, 1, _argsort_rows(keys))
-    steps = torch.arange(1, samples + 1, dtype=torch.float64, device=x.device)
+    steps = torch.arange(1, samples + 1, dtype=torch.float64, device=rows.device)
     quantiles = torch.special.ndtri(steps / (samples + 1.0)).expand(rows.shape)
-    return torch.empty_like(rows).scatter_(1, order, quantiles).T.contiguous()
+    return torch.empty_like(rows).scatter_(1, order, quantiles)
 
 
 def _float32_order_bits(x: Tensor) -> Tensor:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -57,23 +55,6 @@ def block_logdets(
         columns = rows.T.reshape(-1)
         out[2, start : start + chunk] = log_variances.index_select(0, columns).view(size, -1).sum(0)
     return out[0], out[1], out[2]
-
-
-@contextlib.contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Score multiplets on one intra-op thread (CPU only), restoring the caller's setting after.
-
-    Scoring is many small vector operations that gain nothing from threads; on a loaded machine,
-    waiting intra-op threads made them 5-40x slower (benchmarks/bench_oinfo.py).
-    """
-    threads = torch.get_num_threads()
-    if device.type == "cpu" and threads > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 def _unrolled_cholesky(cov: Tensor, rows: Tensor, invert: bool) -> tuple[Tensor, Tensor | None]:

@@ -16,8 +16,9 @@ from torch import Tensor
 from oinfo_monitor.estimators.copula import TiePolicy, copnorm_checked
 from oinfo_monitor.estimators.covariance import covariance, within_class_covariance
 from oinfo_monitor.estimators.entropy import entropy_bits, supported_size
-from oinfo_monitor.estimators.logdets import block_logdets, one_cpu_thread
+from oinfo_monitor.estimators.logdets import block_logdets
 from oinfo_monitor.estimators.multiplets import MultipletsLike, parse_multiplets
+from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.estimators.validation import TargetKind, check_samples, check_target
 
 Measure = Literal["oinfo", "sinfo", "tc", "dtc"]
@@ -180,6 +181,8 @@ class CopulaValues:
     def state(self, rows: Tensor | None = None, *, bias_correct: bool = True) -> CopulaCovariance:
         """The covariance state of these values, or of the samples `rows` (with repeats) of them.
 
+        The covariances are computed on one CPU thread, as the copula transform is (`threads`).
+
         Examples:
             >>> g = torch.Generator().manual_seed(0)
             >>> values = copula_values(torch.randn(300, 4, generator=g))
@@ -190,10 +193,12 @@ class CopulaValues:
         z = self.z if rows is None else self.z[rows]
         labels = self.labels if rows is None or self.labels is None else self.labels[rows]
         within_cov, n_classes = None, 0
-        if labels is not None:
-            within_cov, n_classes = within_class_covariance(z, labels)
+        with one_cpu_thread(z.device):
+            cov = covariance(z)
+            if labels is not None:
+                within_cov, n_classes = within_class_covariance(z, labels)
         return CopulaCovariance(
-            cov=covariance(z),
+            cov=cov,
             n_samples=z.shape[0],
             n_variables=self.n_variables,
             target=self.target,

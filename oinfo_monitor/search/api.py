@@ -10,8 +10,8 @@ import numpy as np
 from torch import Tensor
 
 from oinfo_monitor.estimators.copula import TiePolicy
-from oinfo_monitor.estimators.logdets import one_cpu_thread
 from oinfo_monitor.estimators.state import CopulaCovariance, copula_covariance
+from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.estimators.validation import TargetKind
 from oinfo_monitor.search.anneal import run_anneal
 from oinfo_monitor.search.auto import run_auto

@@ -19,6 +19,10 @@ Typical use, from the repository root after ``make demo`` (the docs' image is of
 
     .venv/bin/python docs/screenshots/take_tensorboard_screenshot.py runs/<demo run folder>
 
+``--views scalars --tag-filter REGEX --scalars-png NAME`` takes only the scalars view, e.g. of the
+loss next to the synergy; ``integration_runs.py`` (same folder) does so for the Hugging Face
+Trainer and Lightning sections of docs/monitor.md.
+
 Chromium: Debian's ``chromium`` package (``apt-get install -y chromium``, as root); pass another
 binary with ``--chromium``. Nothing but 127.0.0.1 is contacted: the browser runs with networking
 extras switched off and TensorBoard serves its own assets.
@@ -47,6 +51,8 @@ REPO = Path(__file__).resolve().parents[2]
 IMG_DIR = REPO / "docs" / "img"
 CUSTOM_SCALARS_PNG = "tensorboard_custom_scalars.png"
 SCALARS_PNG = "tensorboard_scalars_synergy.png"
+VIEWS = ("custom_scalars", "scalars")
+"""The dashboards that can be photographed."""
 MAX_BYTES = 500_000
 """Largest PNG kept as is; a bigger one is reduced to a 256-colour palette."""
 
@@ -306,6 +312,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out-dir", default=str(IMG_DIR), help="where the PNGs are written")
     parser.add_argument(
+        "--views",
+        nargs="+",
+        choices=VIEWS,
+        default=list(VIEWS),
+        help="dashboards to photograph",
+    )
+    parser.add_argument("--custom-scalars-png", default=CUSTOM_SCALARS_PNG, help="its file name")
+    parser.add_argument("--scalars-png", default=SCALARS_PNG, help="its file name")
+    parser.add_argument(
         "--tag-filter",
         default=r"^oinfo/[^/]+/synergy",
         help="regex for the scalars dashboard's tag filter (try 'synergy' for every size too)",
@@ -325,7 +340,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    """Take both screenshots; return their paths."""
+    """Take the screenshots of the chosen views; return their paths."""
     args = parse_args(argv)
     logdir = Path(args.logdir)
     if not logdir.is_dir():
@@ -335,10 +350,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
     size = (args.width, args.height)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    views = [
-        (CUSTOM_SCALARS_PNG, f"{base}/#custom_scalars"),
-        (SCALARS_PNG, f"{base}/#scalars&tagFilter={urllib.parse.quote(args.tag_filter)}"),
-    ]
+    urls = {
+        "custom_scalars": (args.custom_scalars_png, f"{base}/#custom_scalars"),
+        "scalars": (
+            args.scalars_png,
+            f"{base}/#scalars&tagFilter={urllib.parse.quote(args.tag_filter)}",
+        ),
+    }
+    views = [urls[view] for view in args.views]
     written = []
     with tempfile.TemporaryDirectory(prefix="tensorboard-log-") as tmp:
         log_path = Path(tmp) / "tensorboard.log"

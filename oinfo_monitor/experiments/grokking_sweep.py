@@ -19,9 +19,12 @@ model seeds (the train/test split stays fixed) with the grokking demo and tabula
 with the median and range per setting, a figure (the Figure 5 analogue) and a JSON of every
 number, all in --runs-dir. Each run lives in ``<runs-dir>/<setting>-seed<k>/``; a run whose
 ``summary.json`` exists is read back instead of rerun, so an interrupted sweep resumes where it
-stopped (a run folder without one, left by an interruption, is deleted and rerun). The full sweep
-took 80 minutes on a busy 2-core CPU before noise and chance levels; with them, one 2,000-step run
-took 175-229 s (median 181 s, docs/data/grokking_sweep.json); run it in the background::
+stopped (a run folder without one, left by an interruption, is deleted and rerun). The runs go
+to a local process pool by default (``--workers`` at a time, CPU count ÷ ``--threads``), to Ray
+with ``--backend ray`` (``--ray-address`` for a cluster), or one after the other with
+``--backend serial``; every backend gives the same per-run results. The full sweep took 80
+minutes on a busy 2-core CPU before noise and chance levels; with them, one 2,000-step run took
+175-229 s (median 181 s, docs/data/grokking_sweep.json); run it in the background::
 
     mkdir -p runs/sweep && nohup python -m oinfo_monitor.experiments.grokking_sweep \
         > runs/sweep/sweep.log 2>&1 &
@@ -30,6 +33,7 @@ took 175-229 s (median 181 s, docs/data/grokking_sweep.json); run it in the back
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -44,6 +48,7 @@ from oinfo_monitor.cli.options import HelpFormatter
 from oinfo_monitor.experiments import grokking as demo
 from oinfo_monitor.experiments.common import add_schedule, add_threads, describe
 from oinfo_monitor.experiments.grokking_setup import GrokkingLog, grokking_step
+from oinfo_monitor.experiments.trials import add_backend, run_trials
 
 SETTINGS: dict[str, list[str]] = {
     "wd0.1": ["--weight-decay", "0.1"],
@@ -90,7 +95,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--steps", type=int, default=4000, help="training steps per run")
     add_schedule(parser, log_points=100, every=250)
-    add_threads(parser, "see the grokking demo")
+    add_threads(parser, "per run; see the grokking demo")
+    add_backend(parser)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -127,22 +133,42 @@ def run_one(args: argparse.Namespace, setting: str, seed: int) -> dict[str, Any]
 
 
 def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run (or read back) every setting × seed; return one row of results per run."""
+    """Run (or read back) every setting × seed on ``--backend``; return one row of results per run, in order."""
     rows = []
-    for setting in args.settings:
-        for seed in args.seeds:
-            summary = run_one(args, setting, seed)
-            row = {"setting": setting, "seed": seed, **{k: summary.get(k) for k in COLUMNS}}
-            log = GrokkingLog(**summary["curves"]["training"])
-            row["rise_step"] = grokking_step(log, threshold=0.5)
-            row["peak_significant"] = summary.get("peak_significant")
-            row["grokked_step"], row["peak_step"] = row["grokking_step"], row["synergy_peak_step"]
-            row["wall_seconds"] = summary["wall_seconds"]
-            row["summary"] = summary["paths"]["summary"]
-            rows.append(row)
-            results = ", ".join(f"{h} {row[k]}" for h, k in zip(HEADERS, COLUMNS, strict=True))
-            print(f"{setting} seed {seed}: {results}", flush=True)
+
+    def add_row(trial: tuple[str, int], summary: dict[str, Any]) -> None:
+        """Turn one run's summary into its row, and print it."""
+        setting, seed = trial
+        row = {"setting": setting, "seed": seed, **{k: summary.get(k) for k in COLUMNS}}
+        log = GrokkingLog(**summary["curves"]["training"])
+        row["rise_step"] = grokking_step(log, threshold=0.5)
+        row["peak_significant"] = summary.get("peak_significant")
+        row["grokked_step"], row["peak_step"] = row["grokking_step"], row["synergy_peak_step"]
+        row["wall_seconds"] = summary["wall_seconds"]
+        row["summary"] = summary["paths"]["summary"]
+        rows.append(row)
+        results = ", ".join(f"{h} {row[k]}" for h, k in zip(HEADERS, COLUMNS, strict=True))
+        print(f"{setting} seed {seed}: {results}", flush=True)
+
+    run_trials(
+        functools.partial(run_one, args),
+        [(setting, seed) for setting in args.settings for seed in args.seeds],
+        backend=args.backend,
+        workers=args.workers,
+        threads=args.threads,
+        address=args.ray_address,
+        on_result=add_row,
+    )
     return rows
+
+
+def recorded_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that sweep.json records: all but where the runs ran, which does not change them."""
+    return {
+        key: value
+        for key, value in vars(args).items()
+        if key not in {"backend", "workers", "ray_address"}
+    }
 
 
 def statistics_by_setting(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -275,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stats = statistics_by_setting(rows)
     out = Path(args.runs_dir)
     results = {
-        "flags": vars(args),
+        "flags": recorded_flags(args),
         "runs": rows,
         "by_setting": stats,
         "wall_seconds": time.perf_counter() - started,

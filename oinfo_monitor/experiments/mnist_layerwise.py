@@ -20,6 +20,9 @@ This demo reruns that pipeline, one network per seed:
    analogue (accuracy change per layer and strategy) as PNG + JSON, so a long run can be read
    while it goes on.
 
+The seeds run in a local process pool by default (``--workers`` at a time), as Ray tasks with
+``--backend ray``, or one after the other with ``--backend serial``: the same results either way.
+
 Run ``oinfo-monitor demo mnist --help`` (in a clone: ``python demos/mnist_layerwise.py --help``)
 for every option, ``--quick`` for a few-minute version. Outputs go to ``<runs-dir>/<name>/``: ``figure1_<target>.png`` and ``figure1.json``
 (every network, layer and size), ``figure2.png`` (accuracy change after retraining),
@@ -31,6 +34,7 @@ for the final analysis, ``init.pt`` and ``final.pt``.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from oinfo_monitor.cli.options import HelpFormatter
-from oinfo_monitor.experiments.common import add_run_folder, add_threads, new_run_dir, set_threads
+from oinfo_monitor.experiments.common import add_run_folder, add_threads, new_run_dir
 from oinfo_monitor.experiments.mnist_figures import seed_table, write_figure1, write_figure2
 from oinfo_monitor.experiments.mnist_training import (
     WIDTH,
@@ -47,6 +51,7 @@ from oinfo_monitor.experiments.mnist_training import (
     retrain_subnetworks,
     train_and_monitor,
 )
+from oinfo_monitor.experiments.trials import add_backend, run_trials
 from oinfo_monitor.retrain import RetrainResult
 
 # ----------------------------------------------------------------------------- configuration
@@ -188,6 +193,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help=f"random sub-networks of the same size per layer and seed {preset('random_draws')}",
     )
+    add_backend(parser.add_argument_group("where the seeds run"))
     add_run_folder(parser.add_argument_group("output"), "mnist")
     args = parser.parse_args(argv)
     args.target = list(dict.fromkeys(args.target))  # drop repeats, keep the order
@@ -246,72 +252,96 @@ def run_taken(run_dir: Path) -> bool:
 # ----------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Train every seed with the monitor, analyse and retrain it, and write both figures."""
-    args = parse_args(argv)
-    set_threads(args.threads)
+def run_seed(args: argparse.Namespace, run_dir: Path, seed: int) -> dict[str, Any]:
+    """Train, analyse and retrain one network (a trial of the sweep); its row, records and retraining."""
     data = load_data(args)
     probe = data[args.probe]
+    seed_dir = run_dir / f"seed{seed}"
+    seed_dir.mkdir()
+    began = time.perf_counter()
+    model, initial, log = train_and_monitor(seed, data, probe, args, seed_dir)
+    tic = time.perf_counter()
+    evaluations = {
+        target: final_analysis(model, probe, target, log["steps"][-1], seed, args, seed_dir)
+        for target in args.target
+    }
+    analysis_seconds = time.perf_counter() - tic
+    tic = time.perf_counter()
+    retrain = None
+    if args.retrain_epochs:
+        retrain = retrain_subnetworks(
+            model, initial, evaluations[args.target[0]], data, probe, seed, args
+        )
+    retrain_seconds = time.perf_counter() - tic
+    train_acc, test_acc = log["train_acc"][-1], log["test_acc"][-1]
+    row = {
+        "seed": seed,
+        "train_acc": train_acc,
+        "test_acc": test_acc,
+        "meets_paper_bar": min(train_acc, test_acc) >= PAPER_ACCURACY,
+        "curves": {key: log[key] for key in ("steps", "train_acc", "test_acc")},
+        "seconds": {
+            "training": log["seconds"],
+            "of_which_monitor": log["monitor_seconds"],
+            "final_analysis": analysis_seconds,
+            "retraining": retrain_seconds,
+            "total": time.perf_counter() - began,
+        },
+        "load_average_1min": os.getloadavg()[0],
+        "layers": {target: seed_table(e) for target, e in evaluations.items()},
+    }
+    records = {target: evaluation.records for target, evaluation in evaluations.items()}
+    return {"row": row, "records": records, "retrain": retrain}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train every seed with the monitor (on ``--backend``), analyse and retrain it, and write both figures."""
+    args = parse_args(argv)
+    data = load_data(args)
     run_dir = new_run_dir(args, "mnist", run_taken)
     config = {
         key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
     }
     config.update(run_dir=str(run_dir), train_images=len(data["train"][1]))
-    config["probe_images"] = len(probe[1])
+    config["probe_images"] = len(data[args.probe][1])
     config["load_average_1min_at_start"] = os.getloadavg()[0]
+    del data  # each trial loads its own copy
     started = time.perf_counter()
 
     seeds: list[dict[str, Any]] = []
     records: dict[str, list[dict[str, Any]]] = {target: [] for target in args.target}
     retrains: dict[int, RetrainResult] = {}
     figure2: dict[str, Any] | None = None
-    for seed in range(args.seeds):
-        seed_dir = run_dir / f"seed{seed}"
-        seed_dir.mkdir()
-        began = time.perf_counter()
-        model, initial, log = train_and_monitor(seed, data, probe, args, seed_dir)
-        tic = time.perf_counter()
-        evaluations = {
-            target: final_analysis(model, probe, target, log["steps"][-1], seed, args, seed_dir)
-            for target in args.target
-        }
-        analysis_seconds = time.perf_counter() - tic
-        tic = time.perf_counter()
-        if args.retrain_epochs:
-            retrains[seed] = retrain_subnetworks(
-                model, initial, evaluations[args.target[0]], data, probe, seed, args
-            )
-        retrain_seconds = time.perf_counter() - tic
-        train_acc, test_acc = log["train_acc"][-1], log["test_acc"][-1]
-        seeds.append(
-            {
-                "seed": seed,
-                "train_acc": train_acc,
-                "test_acc": test_acc,
-                "meets_paper_bar": min(train_acc, test_acc) >= PAPER_ACCURACY,
-                "curves": {key: log[key] for key in ("steps", "train_acc", "test_acc")},
-                "seconds": {
-                    "training": log["seconds"],
-                    "of_which_monitor": log["monitor_seconds"],
-                    "final_analysis": analysis_seconds,
-                    "retraining": retrain_seconds,
-                    "total": time.perf_counter() - began,
-                },
-                "load_average_1min": os.getloadavg()[0],
-                "layers": {target: seed_table(e) for target, e in evaluations.items()},
-            }
-        )
-        for target, evaluation in evaluations.items():
-            records[target].extend(evaluation.records)
+    figure1: dict[str, Any] = {}
+
+    def add_seed(trial: tuple[int], result: dict[str, Any]) -> None:
+        """Add one network to the tables and rewrite both figures, as soon as its seed is done."""
+        nonlocal figure1, figure2
+        seeds.append(result["row"])
+        for target, target_records in result["records"].items():
+            records[target].extend(target_records)
+        if result["retrain"] is not None:
+            retrains[trial[0]] = result["retrain"]
         figure1 = write_figure1(run_dir, config, seeds, records)
         if retrains:
             figure2 = write_figure2(run_dir, config, retrains)
         if not args.quiet:
+            row = result["row"]
             print(
-                f"seed {seed}: train {train_acc:.4f} test {test_acc:.4f}, "
-                f"{seeds[-1]['seconds']['total']:.0f} s",
+                f"seed {row['seed']}: train {row['train_acc']:.4f} test {row['test_acc']:.4f}, "
+                f"{row['seconds']['total']:.0f} s",
                 flush=True,
             )
+
+    run_trials(
+        functools.partial(run_seed, args, run_dir),
+        [(seed,) for seed in range(args.seeds)],
+        backend=args.backend,
+        workers=args.workers,
+        threads=args.threads,
+        address=args.ray_address,
+        on_result=add_seed,
+    )
 
     names = [f"figure1_{target}.png" for target in args.target]
     names += ["figure1.json", "figure2.png", "figure2_rewound.png", "figure2.json"]

@@ -33,10 +33,11 @@ def copnorm(x: Any, *, ties: TiePolicy = "random", seed: int = 0) -> Tensor:
       manufactures redundancy.
     - ``"average"``: tied values share their mid-rank, so they map to one quantile.
 
-    On data without ties all three policies give identical results.
+    On data without ties all three policies give identical results. On the CPU the transform runs
+    on one thread (see `copnorm_checked`).
     """
-    z = check_samples(x)
-    return copnorm_checked(z, ties, seed)
+    with one_cpu_thread(x.device if isinstance(x, Tensor) else None):
+        return copnorm_checked(check_samples(x), ties, seed)
 
 
 def copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:

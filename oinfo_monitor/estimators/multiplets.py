@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.estimators.validation import as_tensor
 
 MultipletsLike = Any
@@ -24,7 +25,7 @@ def parse_multiplets(
 
     Grouping lets every size be scored as one batch while results are scattered back in the
     caller's order; `None` means one multiplet of all variables. Sizes come in the order of their
-    first multiplet, and positions ascend within each size.
+    first multiplet, and positions ascend within each size. Runs on one CPU thread (`threads`).
 
     Examples:
         >>> [(p.tolist(), m.tolist()) for p, m in parse_multiplets([(0, 1, 2), (3, 4), (2, 4, 1)], 5)]
@@ -33,20 +34,29 @@ def parse_multiplets(
     if multiplets is None:
         members = torch.arange(n_variables, device=device)[None, :]
         return [(torch.zeros(1, dtype=torch.long, device=device), members)]
+    with one_cpu_thread(device):
+        groups = _index_groups(multiplets, device)
+        for _, members in groups:
+            _check_members(members, n_variables)
+    return groups
+
+
+def _index_groups(
+    multiplets: MultipletsLike, device: torch.device | None
+) -> list[tuple[Tensor, Tensor]]:
+    """`(positions, members)` per size of an index array or a list of index rows, unchecked."""
     if isinstance(multiplets, (Tensor, np.ndarray)):
-        groups = [_as_index_matrix(multiplets, device)]
-        positions = [torch.arange(groups[0].shape[0], device=device)]
-    else:
-        rows = list(multiplets)
-        if not rows:
-            raise ValueError("multiplets is empty: pass at least one group of variable indices")
-        flat = _flat_indices(rows)
-        pairs = _group_rows(rows) if flat is None else _group_flat(*flat)
-        positions = [p.to(device=device, dtype=torch.long) for p, _ in pairs]
-        groups = [m.to(device=device, dtype=torch.long) for _, m in pairs]
-    for members in groups:
-        _check_members(members, n_variables)
-    return list(zip(positions, groups, strict=True))
+        members = _as_index_matrix(multiplets, device)
+        return [(torch.arange(members.shape[0], device=device), members)]
+    rows = list(multiplets)
+    if not rows:
+        raise ValueError("multiplets is empty: pass at least one group of variable indices")
+    flat = _flat_indices(rows)
+    pairs = _group_rows(rows) if flat is None else _group_flat(*flat)
+    return [
+        (p.to(device=device, dtype=torch.long), m.to(device=device, dtype=torch.long))
+        for p, m in pairs
+    ]
 
 
 def _flat_indices(rows: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -182,6 +192,7 @@ def combinations(
     Subsets are unranked directly (combinatorial number system), so any slice of a huge
     enumeration is produced without generating what comes before it. The result is the transpose
     of a `[k, M]` buffer: each member position is one contiguous vector, as the scorer reads it.
+    Runs on one CPU thread (`threads`).
     """
     total = math.comb(n, k)
     if total >= 1 << 62:
@@ -191,11 +202,12 @@ def combinations(
         raise ValueError(f"no {k}-subsets of {n} variables in rank range [{start}, {stop})")
     ranks = torch.arange(start, stop, dtype=torch.long, device=device)
     members = torch.empty(k, stop - start, dtype=torch.long, device=device)
-    for position in range(k, 0, -1):
-        table = torch.tensor([math.comb(v, position) for v in range(n)], device=device)
-        chosen = members[position - 1]
-        torch.searchsorted(table, ranks, right=True, out=chosen).sub_(1)
-        ranks = ranks - table.index_select(0, chosen)
+    with one_cpu_thread(device):
+        for position in range(k, 0, -1):
+            table = torch.tensor([math.comb(v, position) for v in range(n)], device=device)
+            chosen = members[position - 1]
+            torch.searchsorted(table, ranks, right=True, out=chosen).sub_(1)
+            ranks = ranks - table.index_select(0, chosen)
     return members.T
 
 

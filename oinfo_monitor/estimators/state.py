@@ -233,9 +233,10 @@ class CopulaValues:
             True
         """
         neurons = self.z[:, : self.n_variables]
-        keys = torch.rand(neurons.shape, generator=generator).to(neurons.device)
-        shuffled = torch.gather(neurons, 0, torch.argsort(keys, dim=0))
-        z = torch.cat([shuffled, self.z[:, self.n_variables :]], dim=1)
+        with one_cpu_thread(neurons.device):
+            keys = torch.rand(neurons.shape, generator=generator).to(neurons.device)
+            shuffled = torch.gather(neurons, 0, torch.argsort(keys, dim=0))
+            z = torch.cat([shuffled, self.z[:, self.n_variables :]], dim=1)
         return CopulaValues(z, self.n_variables, self.target, self.labels, self.ties, self.seed)
 
 
@@ -254,15 +255,16 @@ def copula_values(
         >>> tuple(values.z.shape), values.target
         ((100, 3), 'discrete')
     """
-    data = check_samples(x)
-    z = copnorm_checked(data, ties, seed)
-    labels = None
-    kind: Literal["none", "continuous", "discrete"] = "none"
-    if y is not None:
-        target, kind = check_target(y, data.shape[0], target_kind)
-        target = target.to(z.device)
-        if kind == "continuous":
-            z = torch.cat([z, copnorm_checked(target[:, None], ties, seed + 1)], dim=1)
-        else:
-            labels = target
+    with one_cpu_thread(x.device if isinstance(x, Tensor) else None):
+        data = check_samples(x)
+        z = copnorm_checked(data, ties, seed)
+        labels = None
+        kind: Literal["none", "continuous", "discrete"] = "none"
+        if y is not None:
+            target, kind = check_target(y, data.shape[0], target_kind)
+            target = target.to(z.device)
+            if kind == "continuous":
+                z = torch.cat([z, copnorm_checked(target[:, None], ties, seed + 1)], dim=1)
+            else:
+                labels = target
     return CopulaValues(z, data.shape[1], kind, labels, ties, seed)

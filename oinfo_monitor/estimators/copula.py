@@ -35,6 +35,10 @@ def copnorm(x: Any, *, ties: TiePolicy = "random", seed: int = 0) -> Tensor:
 
     On data without ties all three policies give identical results. On the CPU the transform runs
     on one thread (see `copnorm_checked`).
+
+    Examples:
+        >>> [round(v, 3) for v in copnorm(torch.tensor([[0.5], [2.0], [-1.0]]))[:, 0].tolist()]
+        [0.0, 0.674, -0.674]
     """
     with one_cpu_thread(x.device if isinstance(x, Tensor) else None):
         return copnorm_checked(check_samples(x), ties, seed)

@@ -2,11 +2,14 @@
 
 `copula_covariance` reads the samples once; `CopulaCovariance` then scores any multiplet from
 sub-blocks of its covariance. A target y joins every multiplet as one more variable (see
-`estimators.measures` for the formulas and the discrete-target model).
+`estimators.measures` for the formulas and the discrete-target model). For a layer wider than
+`WIDE_NEURONS`, `CopulaValues.state` keeps the copula values instead (`WideCopula`) and forms
+only the covariance blocks that are asked for.
 """
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +25,9 @@ from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.estimators.validation import TargetKind, check_samples, check_target
 
 Measure = Literal["oinfo", "sinfo", "tc", "dtc"]
+
+WIDE_NEURONS = 2048
+"""Above this many neurons `CopulaValues.state` never forms the N×N covariance (`WideCopula`)."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,32 @@ class EntropyTerms:
         raise ValueError(f"unknown measure {measure!r}; use 'oinfo', 'sinfo', 'tc' or 'dtc'")
 
 
+class Measures(abc.ABC):
+    """The four measures of multiplets, for state objects that implement `measure`."""
+
+    @abc.abstractmethod
+    def measure(self, measure: Measure, multiplets: MultipletsLike = None) -> Tensor:
+        """Any of the four measures for `multiplets`, as float64 bits of shape [M]."""
+
+    def oinfo(self, multiplets: MultipletsLike = None) -> Tensor:
+        """O-information Ω (bits) of each multiplet: > 0 redundancy-dominated, < 0 synergy-dominated."""
+        return self.measure("oinfo", multiplets)
+
+    def sinfo(self, multiplets: MultipletsLike = None) -> Tensor:
+        """S-information Σ = TC + DTC (bits) of each multiplet: the total amount of dependence."""
+        return self.measure("sinfo", multiplets)
+
+    def tc(self, multiplets: MultipletsLike = None) -> Tensor:
+        """Total correlation (bits) of each multiplet."""
+        return self.measure("tc", multiplets)
+
+    def dtc(self, multiplets: MultipletsLike = None) -> Tensor:
+        """Dual total correlation (bits) of each multiplet."""
+        return self.measure("dtc", multiplets)
+
+
 @dataclass(frozen=True)
-class CopulaCovariance:
+class CopulaCovariance(Measures):
     """The sufficient statistics of a data set for every Gaussian-copula measure of its multiplets.
 
     Build it with `copula_covariance`; then `oinfo`, `sinfo`, `tc`, `dtc` score any multiplets from
@@ -120,29 +150,17 @@ class CopulaCovariance:
 
     def measure(self, measure: Measure, multiplets: MultipletsLike = None) -> Tensor:
         """Any of the four measures for `multiplets` (see `oinfo`), as float64 bits of shape [M]."""
+        groups = parse_multiplets(multiplets, self.n_variables, device=self.cov.device)
+        return self.measure_groups(measure, groups)
+
+    def measure_groups(self, measure: Measure, groups: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """`measure` of multiplets already grouped by size, as `parse_multiplets` returns them."""
         with one_cpu_thread(self.cov.device):
-            groups = parse_multiplets(multiplets, self.n_variables, device=self.cov.device)
             total = sum(int(positions.numel()) for positions, _ in groups)
             out = torch.empty(total, dtype=torch.float64, device=self.cov.device)
             for positions, members in groups:
                 out[positions] = self.entropy_terms(members).combine(measure)
         return out
-
-    def oinfo(self, multiplets: MultipletsLike = None) -> Tensor:
-        """O-information Ω (bits) of each multiplet: > 0 redundancy-dominated, < 0 synergy-dominated."""
-        return self.measure("oinfo", multiplets)
-
-    def sinfo(self, multiplets: MultipletsLike = None) -> Tensor:
-        """S-information Σ = TC + DTC (bits) of each multiplet: the total amount of dependence."""
-        return self.measure("sinfo", multiplets)
-
-    def tc(self, multiplets: MultipletsLike = None) -> Tensor:
-        """Total correlation (bits) of each multiplet."""
-        return self.measure("tc", multiplets)
-
-    def dtc(self, multiplets: MultipletsLike = None) -> Tensor:
-        """Dual total correlation (bits) of each multiplet."""
-        return self.measure("dtc", multiplets)
 
 
 def copula_covariance(
@@ -162,7 +180,7 @@ def copula_covariance(
     `ties` and `seed` set the copula's tie policy (see `copnorm`).
     """
     values = copula_values(x, y=y, target_kind=target_kind, ties=ties, seed=seed)
-    return values.state(bias_correct=bias_correct)
+    return values.dense_state(bias_correct=bias_correct)
 
 
 @dataclass(frozen=True)
@@ -178,10 +196,12 @@ class CopulaValues:
     ties: str
     seed: int
 
-    def state(self, rows: Tensor | None = None, *, bias_correct: bool = True) -> CopulaCovariance:
-        """The covariance state of these values, or of the samples `rows` (with repeats) of them.
-
-        The covariances are computed on one CPU thread, as the copula transform is (`threads`).
+    def state(
+        self, rows: Tensor | None = None, *, bias_correct: bool = True
+    ) -> CopulaCovariance | WideCopula:
+        """The state of these values (or of the samples `rows`, with repeats, of them): their
+        covariances (`dense_state`), or above `WIDE_NEURONS` neurons a `WideCopula`, which forms
+        only the covariance blocks asked for.
 
         Examples:
             >>> g = torch.Generator().manual_seed(0)
@@ -189,9 +209,30 @@ class CopulaValues:
             >>> rows = torch.randint(0, 300, (300,), generator=g)
             >>> values.state(rows).n_samples
             300
+            >>> type(copula_values(torch.randn(20, WIDE_NEURONS + 1, generator=g)).state()).__name__
+            'WideCopula'
         """
-        z = self.z if rows is None else self.z[rows]
-        labels = self.labels if rows is None or self.labels is None else self.labels[rows]
+        if self.n_variables <= WIDE_NEURONS:
+            return self.dense_state(rows, bias_correct=bias_correct)
+        values = self if rows is None else self.rows(rows)
+        return WideCopula(values, bias_correct)
+
+    def rows(self, rows: Tensor) -> CopulaValues:
+        """These values at the samples `rows` (with repeats)."""
+        labels = None if self.labels is None else self.labels[rows]
+        return CopulaValues(
+            self.z[rows], self.n_variables, self.target, labels, self.ties, self.seed
+        )
+
+    def dense_state(
+        self, rows: Tensor | None = None, *, bias_correct: bool = True
+    ) -> CopulaCovariance:
+        """The covariance state of these values, or of the samples `rows` (with repeats) of them.
+
+        The covariances are computed on one CPU thread, as the copula transform is (`threads`).
+        """
+        values = self if rows is None else self.rows(rows)
+        z, labels = values.z, values.labels
         within_cov, n_classes = None, 0
         with one_cpu_thread(z.device):
             cov = covariance(z)
@@ -238,6 +279,62 @@ class CopulaValues:
             shuffled = torch.gather(neurons, 0, torch.argsort(keys, dim=0))
             z = torch.cat([shuffled, self.z[:, self.n_variables :]], dim=1)
         return CopulaValues(z, self.n_variables, self.target, self.labels, self.ties, self.seed)
+
+
+@dataclass(frozen=True)
+class WideCopula(Measures):
+    """The state of a layer wider than `WIDE_NEURONS`: its copula values, covariance blocks on demand.
+
+    The N×N covariance (3.2 GB in float64 at 20,000 neurons, T·N² operations to form) is never
+    formed unless asked for (`full`): measures of given multiplets use the block of their
+    neurons, and the ``"auto"`` search screens the neurons and searches the block of those it
+    keeps (`search.wide`). Blocks are float64 covariances of the same copula values, so they
+    agree with the matching entries of the full covariance to rounding.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(200, 2100, generator=g, dtype=torch.float64)
+        >>> wide = copula_values(x).state()
+        >>> tuple(wide.block([0, 7, 9]).cov.shape), wide.n_variables
+        ((3, 3), 2100)
+        >>> full = copula_covariance(x).oinfo([[0, 7, 9]])
+        >>> bool(torch.allclose(wide.oinfo([[0, 7, 9]]), full, atol=1e-12))
+        True
+    """
+
+    values: CopulaValues
+    bias_correct: bool
+
+    @property
+    def n_variables(self) -> int:
+        """Number of neurons."""
+        return self.values.n_variables
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples."""
+        return int(self.values.z.shape[0])
+
+    @property
+    def target(self) -> Literal["none", "continuous", "discrete"]:
+        """The target's kind, as in `CopulaCovariance.target`."""
+        return self.values.target
+
+    def block(self, columns: list[int]) -> CopulaCovariance:
+        """The covariance state of the neurons `columns` only (the target kept), renumbered 0..len-1."""
+        return self.values.select(columns).dense_state(bias_correct=self.bias_correct)
+
+    def full(self) -> CopulaCovariance:
+        """The covariance state of every neuron: the N×N covariance, formed now."""
+        return self.values.dense_state(bias_correct=self.bias_correct)
+
+    def measure(self, measure: Measure, multiplets: MultipletsLike = None) -> Tensor:
+        """Any of the four measures for `multiplets`, from the block of the neurons they hold."""
+        device = self.values.z.device
+        groups = parse_multiplets(multiplets, self.n_variables, device=device)
+        columns = torch.unique(torch.cat([members.reshape(-1) for _, members in groups]))
+        renumbered = [(p, torch.searchsorted(columns, members)) for p, members in groups]
+        return self.block(columns.tolist()).measure_groups(measure, renumbered)
 
 
 def copula_values(

@@ -117,7 +117,8 @@ def distinct_neurons(values: Tensor) -> NeuronFilter:
     dropped, counted and reported, and the kept columns keep the caller's numbering. A duplicate
     is any strictly monotone function of an earlier column (an exact copy, a tied weight, a scaled
     copy, two units saturated the same way), found by comparing dense ranks, which a monotone map
-    preserves (a decreasing one reverses them).
+    preserves (a decreasing one reverses them). Each column's ranks are hashed so that only
+    columns with equal hashes are compared in full: a wide layer's filter costs about one sort.
 
     Examples:
         >>> x = torch.tensor([[0.0, 1.0, 2.0, 5.0], [1.0, 1.0, 4.0, 3.0], [2.0, 1.0, 0.0, 1.0]])
@@ -129,28 +130,60 @@ def distinct_neurons(values: Tensor) -> NeuronFilter:
         raise ValueError(
             f"expected a 2-D [samples, neurons] matrix, got shape {tuple(values.shape)}"
         )
-    ordered, order = torch.sort(values, dim=0)
+    rows = values.T.contiguous()  # one contiguous row per neuron
+    order = _argsort_each_row(rows)
+    ordered = torch.gather(rows, 1, order)
     new_value = torch.ones_like(ordered, dtype=torch.long)
-    new_value[1:] = (ordered[1:] != ordered[:-1]).long()
-    sorted_ranks = torch.cumsum(new_value, dim=0) - 1
-    ranks = torch.empty_like(sorted_ranks).scatter_(0, order, sorted_ranks)
-    distinct = sorted_ranks[-1:] + 1  # distinct values per column
-    dead = distinct[0] == 1
+    new_value[:, 1:] = (ordered[:, 1:] != ordered[:, :-1]).long()
+    sorted_ranks = torch.cumsum(new_value, dim=1) - 1
+    ranks = torch.empty_like(sorted_ranks).scatter_(1, order, sorted_ranks)
+    distinct = sorted_ranks[:, -1:] + 1  # distinct values per column
+    dead = distinct[:, 0] == 1
     # A decreasing map turns dense rank r into (distinct - 1 - r): flip each column to the
     # orientation whose first rank that differs from its mirror image is the smaller one.
     mirror = distinct - 1 - ranks
-    differs = ranks != mirror
-    first = differs.long().argmax(0, keepdim=True)
-    flip = torch.gather(ranks, 0, first) > torch.gather(mirror, 0, first)
+    first = (ranks != mirror).long().argmax(1, keepdim=True)
+    flip = torch.gather(ranks, 1, first) > torch.gather(mirror, 1, first)
     canonical = torch.where(flip, mirror, ranks)
-    _, inverse = torch.unique(canonical, dim=1, return_inverse=True)
-    first_of_group = torch.full((int(inverse.max()) + 1,), values.shape[1], dtype=torch.long)
-    columns = torch.arange(values.shape[1])
-    first_of_group = first_of_group.scatter_reduce(0, inverse.cpu(), columns, reduce="amin")
-    duplicate = (first_of_group[inverse.cpu()] != columns).to(values.device) & ~dead
+    group = _equal_rows(canonical).cpu()
+    columns = torch.arange(rows.shape[0])
+    first_of_group = torch.full((int(group.max()) + 1,), rows.shape[0], dtype=torch.long)
+    first_of_group = first_of_group.scatter_reduce(0, group, columns, reduce="amin")
+    duplicate = (first_of_group[group] != columns).to(values.device) & ~dead
     kept = torch.nonzero(~dead & ~duplicate)[:, 0]
     return NeuronFilter(
         kept=kept,
         dead=torch.nonzero(dead)[:, 0].tolist(),
         duplicates=torch.nonzero(duplicate)[:, 0].tolist(),
     )
+
+
+# Seed of the rank hash's multipliers (fixed odd 63-bit integers, one per sample).
+_HASH_SEED = 0x5EED
+
+
+def _equal_rows(rows: Tensor) -> Tensor:
+    """A group label per row of an integer matrix, equal exactly when two rows are equal.
+
+    Rows are hashed (a wrapping int64 dot product with fixed random multipliers) and only rows
+    whose hash another row shares are compared element by element, so distinct rows cost one
+    pass. The labels are those of the exact comparison; only their values, not the grouping,
+    depend on the hash.
+    """
+    generator = torch.Generator().manual_seed(_HASH_SEED)
+    weights = torch.randint(1, 1 << 62, (rows.shape[1],), generator=generator) * 2 + 1
+    hashes = (rows * weights.to(rows.device)).sum(1)
+    _, by_hash, counts = torch.unique(hashes, return_inverse=True, return_counts=True)
+    shared = torch.nonzero(counts[by_hash] > 1)[:, 0]
+    group = by_hash.clone()
+    if shared.numel():
+        _, exact = torch.unique(rows[shared], dim=0, return_inverse=True)
+        group[shared] = counts.numel() + exact  # labels past every hash label
+    return group
+
+
+def _argsort_each_row(rows: Tensor) -> Tensor:
+    """Argsort of every row (unstable: only the sorted values are used); numpy's on the CPU."""
+    if rows.device.type != "cpu" or rows.dtype == torch.bfloat16:  # numpy has no bfloat16
+        return torch.argsort(rows, dim=1)
+    return torch.from_numpy(np.argsort(rows.numpy(), axis=1).astype(np.int64, copy=False))

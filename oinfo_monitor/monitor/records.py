@@ -54,6 +54,8 @@ RECORD_FIELDS: tuple[str, ...] = (
     "n_neurons",
     "dead_neurons",
     "duplicate_neurons",
+    "searched_neurons",
+    "reduced",
     "capture",
     "target",
     "ties",
@@ -67,7 +69,10 @@ The trust fields (see `search.uncertainty`) are in bits: ``*_sd`` the bootstrap 
 (``noise_resamples`` resamples), ``*_chance`` its chance level (5% quantile of surrogate min Ω for
 synergy, 95% of surrogate max Ω for redundancy, from ``surrogates`` surrogates computed at step
 ``chance_step``), ``*_significant`` whether the value is beyond its chance level. ``headline_*``
-are the same for the layer's headline (the extreme over sizes). Each is None when turned off."""
+are the same for the layer's headline (the extreme over sizes). Each is None when turned off.
+``searched_neurons`` is how many neurons the search looked at (all the distinct ones, unless a
+wide layer was screened) and ``reduced`` how they were chosen (None when not screened; see
+`search.wide`)."""
 
 
 def records_from_result(
@@ -103,6 +108,8 @@ def records_from_result(
             "ties": result.ties,
             "bias_correct": bool(result.bias_correct),
             "units": result.units,
+            "searched_neurons": result.searched_neurons or result.n_variables,
+            "reduced": result.reduced or None,
             **context,
             **trust_fields(size, synergy.value, redundancy.value, noise, chance),
         }

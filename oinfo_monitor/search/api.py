@@ -10,7 +10,7 @@ import numpy as np
 from torch import Tensor
 
 from oinfo_monitor.estimators.copula import TiePolicy
-from oinfo_monitor.estimators.state import CopulaCovariance, copula_covariance
+from oinfo_monitor.estimators.state import CopulaCovariance, WideCopula, copula_values
 from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.estimators.validation import TargetKind
 from oinfo_monitor.search.anneal import run_anneal
@@ -32,10 +32,11 @@ from oinfo_monitor.search.options import (
 from oinfo_monitor.search.results import Multiplet, Outcome, SearchResult
 from oinfo_monitor.search.scorer import Scorer
 from oinfo_monitor.search.sizes import resolve_sizes
+from oinfo_monitor.search.wide import narrowed
 
 
 def search_covariance(
-    stats: CopulaCovariance,
+    stats: CopulaCovariance | WideCopula,
     *,
     sizes: int | Iterable[int] | None = None,
     strategy: str = "auto",
@@ -51,7 +52,10 @@ def search_covariance(
     options (see `oinfo_monitor.search.options`). `index_map[i]` is the caller's index of column
     i, so that members come back in the caller's numbering. `size_limit` caps the multiplet size
     where the caller knows the variables' rank (e.g. a linear layer's input width): default sizes
-    stop there and larger explicit sizes are refused. Deterministic for a given `seed`.
+    stop there and larger explicit sizes are refused. Deterministic for a given `seed`. A wide
+    layer's `WideCopula` is searched, under ``"auto"``, over the neurons its screen keeps (see
+    `search.wide`; the result's `searched_neurons` and `reduced` say which and how), and with
+    any other strategy over its full covariance.
 
     Examples:
         >>> import torch
@@ -69,13 +73,18 @@ def search_covariance(
     seed = int_at_least("seed", seed, 0)
     if stats.n_variables < 3:
         raise ValueError(f"a search needs at least 3 neurons, got {stats.n_variables}")
-    scorer = Scorer(stats, int_at_least("size_limit", size_limit, 3) if size_limit else None)
+    limit = int_at_least("size_limit", size_limit, 3) if size_limit else None
+    began = time.perf_counter()
+    dense, narrowing = narrowed(stats, opts)
+    scorer = Scorer(dense, limit)
     if parsed is not None:
         resolve_sizes(parsed, None, scorer, 0)
-    began = time.perf_counter()
-    with one_cpu_thread(stats.cov.device):
+    with one_cpu_thread(dense.cov.device):
         outcome = _run(scorer, opts, parsed, seed)
     seconds = time.perf_counter() - began
+    if narrowing is not None:
+        mapping = [mapping[c] if mapping else c for c in narrowing.columns]
+        outcome.reason = f"{narrowing.how}; {outcome.reason}"
     bins = tuple(tuple(sorted(mapping[i] for i in b) if mapping else b) for b in outcome.bins)
     return SearchResult(
         synergy={k: _mapped(m, mapping) for k, m in outcome.found["synergy"].items()},
@@ -83,14 +92,16 @@ def search_covariance(
         strategy=outcome.strategy,
         reason=outcome.reason,
         n_variables=stats.n_variables,
-        n_samples=stats.n_samples,
-        target=stats.target,
-        ties=stats.ties,
-        bias_correct=stats.bias_correct,
+        n_samples=dense.n_samples,
+        target=dense.target,
+        ties=dense.ties,
+        bias_correct=dense.bias_correct,
         seconds=seconds,
         evaluated=outcome.evaluated,
         plateau=outcome.plateau,
         bins=bins,
+        searched_neurons=dense.n_variables,
+        reduced="" if narrowing is None else narrowing.how,
     )
 
 
@@ -109,7 +120,8 @@ def search(
     """Copula-transform `x` [samples, neurons] once and search its multiplets (see `search_covariance`).
 
     `y`, `target_kind`, `bias_correct`, `ties` and `seed` are as in `copula_covariance` (the seed
-    also drives the anneal strategy); options are checked before any estimation.
+    also drives the anneal strategy); options are checked before any estimation. A layer wider
+    than `WIDE_NEURONS` is never given an N×N covariance under ``"auto"`` (`CopulaValues.state`).
 
     Examples:
         >>> import torch
@@ -120,9 +132,8 @@ def search(
         ((0, 2, 4), True, True)
     """
     check_search(strategy, sizes, options)
-    stats = copula_covariance(
-        x, y=y, target_kind=target_kind, bias_correct=bias_correct, ties=ties, seed=seed
-    )
+    values = copula_values(x, y=y, target_kind=target_kind, ties=ties, seed=seed)
+    stats = values.state(bias_correct=bias_correct)
     return search_covariance(stats, sizes=sizes, strategy=strategy, seed=seed, **options)
 
 

@@ -52,6 +52,8 @@ class SearchResult:
     `plateau` lists, per direction, the sizes at which greedy growth left Ω unchanged (within
     tolerance), which happens when the best neuron to add is independent of the multiplet.
     `bins` holds the neurons of each cluster for the ``"clusters"`` strategy (else empty).
+    `searched_neurons` is how many of the `n_variables` neurons the search looked at (None: all)
+    and `reduced` how they were chosen (empty unless a wide layer was screened, `search.wide`).
 
     Examples:
         >>> found = {3: Multiplet(-0.5, (0, 1, 2), "exhaustive", True)}
@@ -79,6 +81,8 @@ class SearchResult:
     evaluated: int = 0
     plateau: dict[str, list[int]] = field(default_factory=dict)
     bins: tuple[tuple[int, ...], ...] = ()
+    searched_neurons: int | None = None
+    reduced: str = ""
 
     def most_synergistic(self) -> Multiplet:
         """The multiplet with the lowest Ω over all sizes (on ties, the smaller size)."""
@@ -105,6 +109,8 @@ class SearchResult:
             "evaluated": self.evaluated,
             "plateau": {name: list(sizes) for name, sizes in self.plateau.items()},
             "bins": [list(members) for members in self.bins],
+            "searched_neurons": self.searched_neurons,
+            "reduced": self.reduced,
         }
 
     @classmethod
@@ -125,6 +131,8 @@ class SearchResult:
             evaluated=int(d.get("evaluated", 0)),
             plateau={name: [int(k) for k in sizes] for name, sizes in d.get("plateau", {}).items()},
             bins=tuple(tuple(int(i) for i in members) for members in d.get("bins", ())),
+            searched_neurons=d.get("searched_neurons"),
+            reduced=d.get("reduced", ""),
         )
 
     def to_json(self) -> str:

@@ -135,7 +135,7 @@ def bootstrap_noise(
             break
         samples = values.z.shape[0]
         rows = torch.randint(0, samples, (samples,), generator=generator).to(values.z.device)
-        stats = values.state(rows, bias_correct=bias_correct)
+        stats = values.dense_state(rows, bias_correct=bias_correct)
         if not bool((torch.diagonal(stats.cov) > 0).all()):
             continue
         scored.append(stats.oinfo(unique).cpu()[slot])

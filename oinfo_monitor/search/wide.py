@@ -1,0 +1,128 @@
+"""Wide layers: which neurons the ``"auto"`` search looks at when a layer has too many to search.
+
+A layer wider than `estimators.state.WIDE_NEURONS` comes as a `WideCopula` (its copula values,
+no N×N covariance). Under ``"auto"`` its neurons are screened down to `SEARCHED_NEURONS`, and
+the search runs on the float64 covariance block of those alone; every other strategy gets the
+full covariance, as it always did. The screen ranks neurons by how strongly they depend on the
+rest of the layer, in float32 (it only ranks; every Ω is scored in float64):
+
+- the strength of neuron i is s_i = Σ_{j≠i} ρ_ij², its summed squared copula correlation with
+  every other neuron; with T samples and N > T neurons all of them come from the T×T Gram matrix
+  G = Z Zᵀ of the standardised copula values, s_i = z_iᵀ G z_i − 1, in O(T² N);
+- a quarter of the places go to the strongest neurons ("seeds"), then each seed brings its
+  `PARTNERS` most correlated neurons (exact correlations of the seeds with all N), then the
+  remaining places go to the next strongest. Ω of a triplet is a function of its pairwise
+  correlations, so a synergistic or redundant group holds strongly correlated pairs; a strength
+  summed over N neurons blurs one strong pair into the noise of the N others (its SD is about
+  √(2N)/T), which is why the partners of the seeds are taken by their own correlation.
+
+`Narrowing` says what was kept: it becomes the result's `searched_neurons` and `reduced` text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from oinfo_monitor.estimators.state import CopulaCovariance, WideCopula
+from oinfo_monitor.estimators.threads import one_cpu_thread
+from oinfo_monitor.search.auto import WIDE_LAYER
+from oinfo_monitor.search.options import AutoOptions, StrategyOptions
+
+SEARCHED_NEURONS = WIDE_LAYER
+"""Neurons the ``"auto"`` search keeps of a wider layer (the widest it greedily searches)."""
+
+PARTNERS = 3
+"""Most correlated neurons each seed of the screen brings along."""
+
+# One seed per this many searched places.
+_SEED_SHARE = 4
+# Rows of the correlation matrix per block where it is formed row by row.
+_BLOCK_ROWS = 512
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """The neurons a search ran on, out of a wide layer's, and how they were chosen.
+
+    `columns` are ascending indices into the layer's neurons; column i of the searched block is
+    neuron `columns[i]`.
+    """
+
+    columns: list[int]
+    n_variables: int
+    how: str
+
+
+def narrowed(
+    stats: CopulaCovariance | WideCopula, opts: StrategyOptions
+) -> tuple[CopulaCovariance, Narrowing | None]:
+    """The covariance state a search runs on: `stats` itself, a wide layer's full covariance for
+    an explicit strategy, or under ``"auto"`` the block of the neurons `screen` keeps.
+
+    Examples:
+        >>> from oinfo_monitor.estimators import copula_values
+        >>> x = torch.randn(100, 2100, generator=torch.Generator().manual_seed(0))
+        >>> block, narrowing = narrowed(copula_values(x).state(), AutoOptions())
+        >>> tuple(block.cov.shape), len(narrowing.columns), narrowing.n_variables
+        ((1024, 1024), 1024, 2100)
+    """
+    if not isinstance(stats, WideCopula):
+        return stats, None
+    if not isinstance(opts, AutoOptions):
+        return stats.full(), None
+    with one_cpu_thread(stats.values.z.device):
+        columns, how = screen(stats, SEARCHED_NEURONS)
+    return stats.block(columns), Narrowing(columns, stats.n_variables, how)
+
+
+def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
+    """The `count` neurons a wide layer's search keeps (ascending), and a sentence saying how.
+
+    See the module docstring for the rule. Deterministic: ties in strength go to the lower index.
+
+    Examples:
+        >>> from oinfo_monitor.estimators import copula_values
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(300, 2100, generator=g)
+        >>> x[:, 1500] = x[:, 10] + x[:, 800] + 0.3 * x[:, 1500]  # a synergistic triplet
+        >>> kept, how = screen(copula_values(x).state(), 64)
+        >>> len(kept), {10, 800, 1500} <= set(kept)
+        (64, True)
+    """
+    n = stats.n_variables
+    z = stats.values.z[:, :n].to(torch.float32)
+    z = z - z.mean(0, keepdim=True)
+    z = z / torch.linalg.vector_norm(z, dim=0, keepdim=True)
+    strength = _strength(z)
+    by_strength = torch.sort(strength, descending=True, stable=True).indices
+    seeds = by_strength[: max(1, count // _SEED_SHARE)]
+    squared = (z[:, seeds].T @ z).square_()
+    squared[torch.arange(len(seeds)), seeds] = -1.0  # a neuron is not its own partner
+    partners = torch.topk(squared, min(PARTNERS, n - 1), dim=1).indices
+    candidates = torch.cat([seeds, partners.T.reshape(-1), by_strength])
+    kept = _first_occurrences(candidates, count)
+    how = (
+        f"screened {len(kept):,} of {n:,} neurons: the {len(seeds):,} with the largest summed "
+        f"squared copula correlation with all others, the {partners.shape[1]} most correlated "
+        "partners of each, then the next largest by that sum"
+    )
+    return sorted(kept), how
+
+
+def _strength(z: Tensor) -> Tensor:
+    """Σ_{j≠i} ρ_ij² for every column of unit-norm, centred `z` [T, N], never forming N×N."""
+    samples, n = z.shape
+    if samples < n:
+        return ((z @ z.T) @ z).mul_(z).sum(0).sub_(1.0)
+    rows = [(z[:, i : i + _BLOCK_ROWS].T @ z).square_().sum(1) for i in range(0, n, _BLOCK_ROWS)]
+    return torch.cat(rows).sub_(1.0)
+
+
+def _first_occurrences(candidates: Tensor, count: int) -> list[int]:
+    """The first `count` distinct values of `candidates`, in order of first occurrence."""
+    _, first = np.unique(candidates.cpu().numpy(), return_index=True)
+    return candidates.cpu()[np.sort(first)[:count]].tolist()

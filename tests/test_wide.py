@@ -1,0 +1,160 @@
+"""Wide layers: no N×N covariance, a screened ``"auto"`` search that says so, and values that
+agree with the full-covariance path where both can run."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from scipy.stats import rankdata
+from torch import nn
+
+from oinfo_monitor import OInfoMonitor
+from oinfo_monitor.estimators import copula_covariance, copula_values, distinct_neurons
+from oinfo_monitor.estimators.state import WIDE_NEURONS, CopulaCovariance, WideCopula
+from oinfo_monitor.search import search, search_covariance
+from oinfo_monitor.search.options import AutoOptions
+from oinfo_monitor.search.uncertainty import chance_levels
+from oinfo_monitor.search.wide import SEARCHED_NEURONS, narrowed
+
+
+def triplet(neurons: int) -> tuple[int, int, int]:
+    """Where `planted` puts its synergistic triplet among `neurons` neurons."""
+    return 17, neurons // 2 + 3, neurons - 9
+
+
+def planted(samples: int = 500, neurons: int = 3000, seed: int = 0) -> torch.Tensor:
+    """Independent neurons, one synergistic triplet x_c = x_a + x_b + noise at `triplet`."""
+    x = torch.randn(samples, neurons, generator=torch.Generator().manual_seed(seed))
+    a, b, c = triplet(neurons)
+    x[:, c] = x[:, a] + x[:, b] + 0.3 * x[:, c]
+    return x
+
+
+def test_the_wide_path_starts_just_above_its_threshold() -> None:
+    g = torch.Generator().manual_seed(0)
+    at = copula_values(torch.randn(40, WIDE_NEURONS, generator=g)).state()
+    above = copula_values(torch.randn(40, WIDE_NEURONS + 1, generator=g)).state()
+    assert isinstance(at, CopulaCovariance) and at.cov.shape == (WIDE_NEURONS, WIDE_NEURONS)
+    assert isinstance(above, WideCopula) and not hasattr(above, "cov")
+
+
+def test_auto_searches_a_screened_block_and_records_it() -> None:
+    x = planted(neurons=2100)
+    stats = copula_values(x).state()
+    block, narrowing = narrowed(stats, AutoOptions())
+    assert narrowing is not None and block.cov.shape == (SEARCHED_NEURONS, SEARCHED_NEURONS)
+    assert block.cov.dtype == torch.float64
+    index_map = list(range(5000, 7100))
+    result = search_covariance(stats, index_map=index_map, sizes=[3, 4])
+    assert result.n_variables == 2100 and result.searched_neurons == SEARCHED_NEURONS
+    assert result.reduced.startswith("screened 1,024 of 2,100 neurons")
+    assert result.reason.startswith(result.reduced)
+    members = {
+        m
+        for found in (result.synergy, result.redundancy)
+        for v in found.values()
+        for m in v.members
+    }
+    assert members <= {index_map[c] for c in narrowing.columns}
+
+
+def test_found_values_equal_exact_scoring_on_the_full_covariance() -> None:
+    x = planted(samples=400, neurons=2100, seed=1)
+    result = search_covariance(copula_values(x).state(), sizes=[3, 5])
+    full = copula_covariance(x)  # the N×N covariance: affordable at this width
+    chosen = [m.members for found in (result.synergy, result.redundancy) for m in found.values()]
+    values = [m.value for found in (result.synergy, result.redundancy) for m in found.values()]
+    expected = torch.tensor(values, dtype=torch.float64)
+    torch.testing.assert_close(full.oinfo(chosen), expected, rtol=0, atol=1e-12)
+
+
+def test_explicit_strategies_get_the_full_covariance_unchanged() -> None:
+    x = planted(samples=300, neurons=2100, seed=2)
+    wide = search_covariance(copula_values(x).state(), strategy="greedy", sizes=4)
+    dense = search_covariance(copula_covariance(x), strategy="greedy", sizes=4)
+    assert wide.searched_neurons == 2100 and wide.reduced == ""
+    for size in (3, 4):
+        assert wide.synergy[size] == dense.synergy[size]
+        assert wide.redundancy[size] == dense.redundancy[size]
+
+
+def test_a_planted_synergistic_triplet_survives_the_screen_and_is_significant() -> None:
+    x = planted()
+    result = search(x, sizes=[3])
+    assert result.searched_neurons == SEARCHED_NEURONS
+    assert result.synergy[3].members == triplet(3000)
+    levels = chance_levels(copula_values(x), surrogates=4, search_options={"sizes": [3]})
+    assert result.synergy[3].value < levels.synergy[3] < 0
+
+
+def test_measures_of_a_wide_state_use_blocks_and_match_the_full_covariance() -> None:
+    x = planted(samples=300, neurons=2100, seed=3)
+    multiplets = [[0, 5, 2099], [17, 1034, 2099, 3], list(triplet(2100))]
+    wide = copula_values(x, y=x[:, 4] + x[:, 9]).state()
+    dense = copula_covariance(x, y=x[:, 4] + x[:, 9])
+    for name in ("oinfo", "sinfo", "tc", "dtc"):
+        torch.testing.assert_close(
+            wide.measure(name, multiplets), dense.measure(name, multiplets), rtol=0, atol=1e-9
+        )
+
+
+def test_the_monitor_records_what_it_searched() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(8, 2100), nn.ReLU(), nn.Linear(2100, 12), nn.ReLU(), nn.Linear(12, 2)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the size cap at the input width is expected
+        monitor = OInfoMonitor(model, torch.randn(300, 8), noise_resamples=0, surrogates=0)
+    evaluation = monitor.evaluate(0)
+    assert evaluation is not None and not evaluation.skipped
+    wide = [r for r in evaluation.records if r["layer"] == "0"]
+    small = [r for r in evaluation.records if r["layer"] == "2"]
+    assert {r["searched_neurons"] for r in wide} == {SEARCHED_NEURONS}
+    assert all(r["reduced"].startswith("screened 1,024 of 2,100") for r in wide)
+    assert {r["searched_neurons"] for r in small} == {12} and {r["reduced"] for r in small} == {
+        None
+    }
+
+
+def reference_filter(x: torch.Tensor) -> tuple[list[int], list[int], list[int]]:
+    """Dead and duplicated columns by the definition: constant, or dense ranks equal to (or the
+    mirror image of) an earlier kept column's."""
+    kept: list[int] = []
+    dead: list[int] = []
+    duplicates: list[int] = []
+    seen: set[tuple[int, ...]] = set()
+    for j in range(x.shape[1]):
+        ranks = rankdata(x[:, j].numpy(), method="dense").astype(int)
+        if ranks.max() == 1:
+            dead.append(j)
+            continue
+        mirror = tuple(int(ranks.max() + 1 - r) for r in ranks)
+        if tuple(ranks) in seen or mirror in seen:
+            duplicates.append(j)
+        else:
+            kept.append(j)
+            seen.add(tuple(int(r) for r in ranks))
+    return kept, dead, duplicates
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_neuron_filter_matches_its_definition(ties: bool) -> None:
+    g = torch.Generator().manual_seed(4)
+    for _ in range(20):
+        x = torch.randn(30, 40, generator=g)
+        if ties:
+            x = torch.relu(x).round()
+        sources = torch.randint(0, 40, (40,), generator=g)
+        kinds = torch.randint(0, 5, (40,), generator=g)
+        for j, (source, kind) in enumerate(zip(sources.tolist(), kinds.tolist(), strict=True)):
+            if kind == 0:
+                x[:, j] = 3 * x[:, source] - 1
+            elif kind == 1:
+                x[:, j] = -torch.exp(x[:, source])
+            elif kind == 2:
+                x[:, j] = 2.5
+        found = distinct_neurons(x)
+        assert (found.kept.tolist(), found.dead, found.duplicates) == reference_filter(x)

@@ -12,8 +12,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from oinfo_monitor import OInfoMonitor, search
-from oinfo_monitor.estimators import copula_covariance
+from oinfo_monitor.estimators import copula_covariance, copula_values
 from oinfo_monitor.monitor.records import RECORD_FIELDS, read_records
+from oinfo_monitor.monitor.trust import Trust
 from oinfo_monitor.search.uncertainty import bootstrap_noise, chance_levels
 
 NEURONS, SAMPLES = 8, 300
@@ -193,3 +194,16 @@ def test_noise_and_chance_can_be_turned_off() -> None:
     assert {r["synergy_significant"] for r in evaluation.records} == {None}
     with pytest.raises(ValueError, match="noise_resamples"):
         OInfoMonitor(model, torch.randn(200, 6), noise_resamples=1, **OPTIONS)
+
+
+def test_the_chance_level_is_reused_until_due_or_the_neuron_count_drifts() -> None:
+    """Reused for `null_every` evaluations; recomputed sooner when a tenth of the neurons die."""
+    g = torch.Generator().manual_seed(0)
+    wide = copula_values(torch.randn(SAMPLES, 20, generator=g, dtype=torch.float64))
+    trust = Trust(resamples=0, surrogates=3, null_every=3)
+    steps = [trust.chance("h", step, wide, OPTIONS) for step in range(4)]
+    assert [s[0] for s in steps if s is not None] == [0, 0, 0, 3]
+    same_count = wide.select(list(range(19)))  # 1 of 20 gone: within the drift allowed
+    drifted = wide.select(list(range(17)))  # 3 of 20 gone: beyond it
+    assert trust.chance("h", 4, same_count, OPTIONS)[0] == 3  # type: ignore[index]
+    assert trust.chance("h", 5, drifted, OPTIONS)[0] == 5  # type: ignore[index]

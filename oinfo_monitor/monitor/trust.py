@@ -2,7 +2,10 @@
 
 The bootstrap noise is computed at every evaluation; the chance level, which changes slowly
 during training (it depends on the sample count, the marginals and the search), at a layer's
-first evaluation and every `null_every` evaluations after, and reused in between.
+first evaluation and every `null_every` evaluations after, and reused in between. The number of
+candidate neurons moves the chance level most (an extreme over more multiplets lies further from
+zero), so a layer whose count of distinct neurons moved by more than `NEURON_DRIFT` of it since
+its last null (neurons dying early in training) gets a new one sooner.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 from oinfo_monitor.estimators import CopulaValues
 from oinfo_monitor.search import SearchResult
 from oinfo_monitor.search.uncertainty import ChanceLevels, Noise, bootstrap_noise, chance_levels
+
+NEURON_DRIFT = 0.1
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Trust:
     seed: int = 0
     chance_by_layer: dict[str, tuple[int, ChanceLevels]] = field(default_factory=dict)
     age: dict[str, int] = field(default_factory=dict)
+    neurons: dict[str, int] = field(default_factory=dict)
 
     def of(
         self,
@@ -63,7 +69,9 @@ class Trust:
         if not self.surrogates:
             return None
         age = self.age.get(layer, self.null_every)
-        if layer not in self.chance_by_layer or age >= self.null_every:
+        count = self.neurons.get(layer, 0)
+        drifted = abs(copula.n_variables - count) > NEURON_DRIFT * count
+        if layer not in self.chance_by_layer or age >= self.null_every or drifted:
             levels = chance_levels(
                 copula,
                 surrogates=self.surrogates,
@@ -72,6 +80,7 @@ class Trust:
                 search_options=search_options,
             )
             self.chance_by_layer[layer] = (step, levels)
+            self.neurons[layer] = copula.n_variables
             age = 0
         self.age[layer] = age + 1
         return self.chance_by_layer[layer]

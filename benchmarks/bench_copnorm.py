@@ -14,23 +14,31 @@ decides how the ranks are found. For each data shape and tie policy this prints 
 Data: the grokking layer's shape (3,763 samples x 250 neurons) as post-ReLU float32 activations
 and the same as float64; tie-free float64 data of that shape and of workload A's (10,000 x 20).
 
+A second table times, per data set, the transform alone (ties="random") and the whole
+`copula_covariance` (checks, transform, covariance) on a quiet machine and while a spinning
+process keeps one core busy (`bench_oinfo.busy_core`, started and stopped by its PID), at the
+`--threads` setting, and prints the busy/quiet ratio of each: the engine runs its CPU work on one
+thread (`oinfo_monitor.estimators.threads`) so that this ratio stays near 1.
+
 Run:  .venv/bin/python benchmarks/bench_copnorm.py [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 import numpy as np
 import torch
-from bench_oinfo import stable_ranks
+from bench_oinfo import busy_core, stable_ranks
 from scipy import special, stats
 
 from oinfo_monitor import copnorm
-from oinfo_monitor.estimators import TIE_POLICIES
+from oinfo_monitor.estimators import TIE_POLICIES, TiePolicy, copula_covariance
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,15 +75,44 @@ def numpy_copnorm(x: np.ndarray, ties: str, seed: int = 0) -> np.ndarray:
     return special.ndtri((ranks + 1.0) / (samples + 1.0))
 
 
-def best_time(run: Callable[[], object], repeats: int) -> float:
-    """Least wall time of `repeats` calls of `run`, after one warm-up call."""
+def times_of(run: Callable[[], object], repeats: int) -> list[float]:
+    """Wall times of `repeats` calls of `run`, after one warm-up call."""
     run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    """Least wall time of `repeats` calls of `run`, after one warm-up call."""
+    return min(times_of(run, repeats))
+
+
+def busy_table(repeats: int) -> None:
+    """Print the quiet and busy-machine times of the transform and of `copula_covariance`."""
+    print(
+        "| data | step | quiet best / median (ms) | busy best / median (ms) | busy / quiet (best, median) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, x in datasets().items():
+        tensor = torch.from_numpy(x)
+        steps: dict[str, Callable[[], object]] = {
+            "copnorm": partial(copnorm, tensor),
+            "copula_covariance": partial(copula_covariance, tensor),
+        }
+        quiet = {step: times_of(run, repeats) for step, run in steps.items()}
+        with busy_core():
+            busy = {step: times_of(run, repeats) for step, run in steps.items()}
+        for step in steps:
+            q, b = quiet[step], busy[step]
+            print(
+                f"| {name} | {step} | {min(q) * 1e3:.1f} / {statistics.median(q) * 1e3:.1f} "
+                f"| {min(b) * 1e3:.1f} / {statistics.median(b) * 1e3:.1f} "
+                f"| {min(b) / min(q):.2f}x, {statistics.median(b) / statistics.median(q):.2f}x |"
+            )
 
 
 def untied(x: np.ndarray) -> np.ndarray:
@@ -100,9 +137,10 @@ def main() -> None:
         tensor = torch.from_numpy(x)
         mask = untied(x)
         for ties in TIE_POLICIES:
-            ours = best_time(partial(copnorm, tensor, ties=ties), args.repeats)
+            policy = cast(TiePolicy, ties)
+            ours = best_time(partial(copnorm, tensor, ties=policy), args.repeats)
             base = best_time(partial(numpy_copnorm, x, ties), args.repeats)
-            got, expected = copnorm(tensor, ties=ties).numpy(), numpy_copnorm(x, ties)
+            got, expected = copnorm(tensor, ties=policy).numpy(), numpy_copnorm(x, ties)
             compared = mask if ties == "random" else np.ones_like(mask)
             delta = np.max(np.abs(got - expected)[compared])
             which = "tie-free only" if ties == "random" else "all"
@@ -110,6 +148,10 @@ def main() -> None:
                 f"| {name} | {ties} | {ours * 1e3:.1f} | {base * 1e3:.1f} | "
                 f"{base / ours:.1f}x | {delta:.1e} ({which}) |"
             )
+    print()
+    print(f"Busy machine (a spinning process on one core), {torch.get_num_threads()} thread(s):")
+    print()
+    busy_table(args.repeats)
     print()
     print(
         f"command: python benchmarks/bench_copnorm.py --repeats {args.repeats} --threads {args.threads}"

@@ -11,6 +11,12 @@ just before the first run (after imports and data generation). Times are the bes
 its JIT compilation). Ours and numpy also run with one thread. Every value is compared with our
 engine's after matching multiplets by their sorted member tuples.
 
+Two more rows on workload A without a target: "busy machine" (ours and numpy again while a
+spinning Python process, started before the row's process and stopped after by its PID, keeps one
+core busy: the setting of a training loop or data loaders next to the engine; compared with the
+quiet rows of the same run) and "from tuples" (ours given all 60,249 multiplets as one list of
+Python tuples, parsed by the engine, instead of one `[M, k]` array per size).
+
 Run from the repository root:  .venv-bench/bin/python benchmarks/bench_oinfo.py
 """
 
@@ -25,12 +31,15 @@ import math
 import os
 import resource
 import shlex
+import signal
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from multiprocessing import get_context
 
 import numpy as np
@@ -104,27 +113,41 @@ def enumerate_multiplets(n_variables: int, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def prepare_ours(x: np.ndarray, labels: np.ndarray, mode: str) -> Callable[[], Pairs]:
-    """Our engine: one `copula_covariance`, then `.oinfo` on each size's `[M, k]` multiplets.
+def prepare_ours(
+    x: np.ndarray, labels: np.ndarray, mode: str, tuples: bool = False
+) -> Callable[[], Pairs]:
+    """Our engine: one `copula_covariance`, then `.oinfo` on each size's `[M, k]` multiplets, or,
+    with `tuples`, one `.oinfo` on all of them as a list of Python tuples (the README's form).
 
     The continuous-target mode uses ties="stable" so that the tied labels rank as in HOI and THOI;
     the other modes use the library defaults (x has no ties, so the policy does not matter there).
     """
-    from oinfo_monitor.estimators import copula_covariance
+    from oinfo_monitor.estimators import TiePolicy, copula_covariance
     from oinfo_monitor.estimators.multiplets import combinations
+    from oinfo_monitor.estimators.validation import TargetKind
 
     data = torch.from_numpy(x)
-    target, kind, ties = None, "auto", "random"
+    target: torch.Tensor | None = None
+    kind: TargetKind = "auto"
+    ties: TiePolicy = "random"
     if mode == "continuous":
         target, kind, ties = torch.from_numpy(labels.astype(np.float64)), "continuous", "stable"
     elif mode == "discrete":
         target = torch.from_numpy(labels)
+    n_variables = x.shape[1]
+    combos = (itertools.combinations(range(n_variables), k) for k in SIZES)
+    rows = list(itertools.chain.from_iterable(combos)) if tuples else []
+    padded = np.full((len(rows), max(SIZES)), -1)
+    for index, row in enumerate(rows):
+        padded[index, : len(row)] = row
 
     def run() -> Pairs:
         stats = copula_covariance(data, y=target, target_kind=kind, ties=ties)
+        if tuples:
+            return [(padded, stats.oinfo(rows).numpy())]
         pairs = []
         for size in SIZES:
-            members = combinations(x.shape[1], size)
+            members = combinations(n_variables, size)
             pairs.append((members.numpy(), stats.oinfo(members).numpy()))
         return pairs
 
@@ -273,9 +296,26 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 # --------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def busy_core() -> Iterator[int]:
+    """Keep one core busy for the block with a spinning Python process; yields its PID.
+
+    It stands for the other work of a training run (the training loop, data loaders); it is stopped
+    by its PID when the block ends, whatever happens inside.
+    """
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)  # let it start spinning
+        yield spinner.pid
+    finally:
+        os.kill(spinner.pid, signal.SIGTERM)
+        spinner.wait()
+
+
 @dataclass(frozen=True)
 class Task:
-    """One measured configuration; `threads=None` keeps torch's default thread count."""
+    """One measured configuration; `threads=None` keeps torch's default thread count, `busy` runs
+    it next to `busy_core`, `tuples` passes our engine a list of tuples (see `prepare_ours`)."""
 
     impl: str
     workload: str
@@ -283,11 +323,16 @@ class Task:
     repeats: int
     warmup: int = 1
     threads: int | None = None
+    busy: bool = False
+    tuples: bool = False
 
     @property
     def label(self) -> str:
-        """Row name: the implementation, with the thread count when it is not the default."""
-        return self.impl if self.threads is None else f"{self.impl} ({self.threads} thread)"
+        """Row name: the implementation, with what differs from its default run."""
+        notes = [f"{self.threads} thread"] if self.threads is not None else []
+        notes += ["busy machine"] if self.busy else []
+        notes += ["from tuples"] if self.tuples else []
+        return f"{self.impl} ({', '.join(notes)})" if notes else self.impl
 
 
 @dataclass
@@ -341,7 +386,8 @@ def run_task(task: Task) -> Measurement:
     times, cpu_times = [], []
     result: Pairs | None = None
     with contextlib.redirect_stderr(io.StringIO()):
-        run = PREPARE[task.impl](x, labels, task.mode)
+        prepare = partial(prepare_ours, tuples=True) if task.tuples else PREPARE[task.impl]
+        run = prepare(x, labels, task.mode)
         before = resident_kib()
         for index in range(task.warmup + task.repeats):
             result = None
@@ -361,13 +407,19 @@ def run_fresh(task: Task) -> Measurement:
     """Run `task` in a freshly spawned Python process, so its peak memory is its own.
 
     A thread count is passed to the OpenMP/BLAS pools through the environment, which the child
-    inherits, so that it limits numpy's BLAS as well as torch.
+    inherits, so that it limits numpy's BLAS as well as torch. A busy task runs its whole process
+    next to `busy_core`.
     """
     saved = dict(os.environ)
     if task.threads is not None:
         os.environ.update({name: str(task.threads) for name in THREAD_VARIABLES})
     try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        with contextlib.ExitStack() as stack:
+            if task.busy:
+                stack.enter_context(busy_core())
+            pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            )
             return pool.submit(run_task, task).result()
     finally:
         os.environ.clear()
@@ -384,7 +436,8 @@ def build_plan(workloads: list[str], repeats: int, skip: list[str]) -> list[Task
 
     Ours and numpy run with the default thread counts and with one thread. The slow peers (HOI
     everywhere, THOI on workload B) run once, without a warm-up; HOI is not run on workload B at
-    all (about an hour), and no peer runs the discrete mode, which neither implements.
+    all (about an hour), and no peer runs the discrete mode, which neither implements. Workload A
+    without a target also has the busy-machine rows (ours and numpy) and ours from tuples.
     """
     installed = {peer for peer in PEERS if importlib.util.find_spec(peer)} - set(skip)
     plan = []
@@ -394,6 +447,11 @@ def build_plan(workloads: list[str], repeats: int, skip: list[str]) -> list[Task
             for impl in ("ours", "numpy"):
                 plan.append(Task(impl, workload, mode, repeats))
                 plan.append(Task(impl, workload, mode, repeats, threads=1))
+            if workload == "A" and mode == "none":
+                plan.append(Task("ours", workload, mode, repeats, tuples=True))
+                plan += [
+                    Task(impl, workload, mode, repeats, busy=True) for impl in ("ours", "numpy")
+                ]
             peers = [] if mode == "discrete" else sorted(installed)
             for peer in peers:
                 if peer == "thoi" and workload == "A":
@@ -424,8 +482,33 @@ def describe(measurement: Measurement) -> str:
 
 
 def numpy_for(measured: Measurement, rows: dict[str, Measurement]) -> Measurement | None:
-    """The numpy row at the same thread setting as `measured` (else the default one), if any."""
-    return rows.get(replace(measured.task, impl="numpy").label, rows.get("numpy"))
+    """The numpy row at the same thread setting and load as `measured` (else the default one)."""
+    return rows.get(replace(measured.task, impl="numpy", tuples=False).label, rows.get("numpy"))
+
+
+def check_rows_a(rows: dict[str, Measurement]) -> None:
+    """Print the busy-machine and from-tuples rows of workload A against its quiet arrays rows.
+
+    The target for tuples: parsing them (the from-tuples row minus the arrays row) costs at most
+    10% of the arrays row.
+    """
+    for impl in ("ours", "numpy"):
+        busy, quiet = rows.get(f"{impl} (busy machine)"), rows.get(impl)
+        if busy and quiet:
+            best = min(busy.times) / min(quiet.times)
+            median = statistics.median(busy.times) / statistics.median(quiet.times)
+            print(
+                f"Busy machine, {impl}: {best:.2f}x the quiet row's time (medians: {median:.2f}x)"
+            )
+    tuples, arrays = rows.get("ours (from tuples)"), rows.get("ours")
+    if tuples and arrays:
+        extra = min(tuples.times) - min(arrays.times)
+        share = extra / min(arrays.times)
+        print(
+            f"From tuples: {min(tuples.times):.3f} s against {min(arrays.times):.3f} s from arrays; "
+            f"parsing {extra * 1e3:.1f} ms = {share:.0%} of the arrays row, target <= 10%: "
+            + ("met" if share <= 0.1 else "MISSED")
+        )
 
 
 def check_targets(groups: dict[tuple[str, str], dict[str, Measurement]]) -> None:
@@ -433,8 +516,10 @@ def check_targets(groups: dict[tuple[str, str], dict[str, Measurement]]) -> None
     for (workload, mode), rows in groups.items():
         if mode != "none":
             continue
+        if workload == "A":
+            check_rows_a(rows)
         for label, m in rows.items():
-            if not label.startswith("ours"):
+            if not label.startswith("ours") or m.task.busy or m.task.tuples:
                 continue
             baseline = numpy_for(m, rows)
             if workload == "A" and baseline is not None:
@@ -494,7 +579,10 @@ def report(measurements: list[Measurement], command: str) -> None:
         "first run (after imports and data generation); an upper bound on the working memory.\n"
         "Δ: after sorting multiplets by member tuple; HOI computes in float32; THOI in nats "
         "(converted). The discrete mode has no peer: it is checked against the numpy baseline's "
-        "one-hot model, and scores two covariances per multiplet (total and within-class)."
+        "one-hot model, and scores two covariances per multiplet (total and within-class).\n"
+        "Busy machine: the row's process runs while a spinning Python process keeps one core busy "
+        "(started before it, stopped after by its PID). From tuples: the same multiplets as one "
+        "list of Python tuples, parsed by the engine, instead of one [M, k] array per size."
     )
 
 

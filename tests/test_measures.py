@@ -153,18 +153,6 @@ def test_copula_covariance_reuse_equals_functions():
         stats.measure("mi", MULTIPLETS)
 
 
-# --- identities -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("target", ["none", "continuous", "discrete"])
-def test_identities_per_multiplet(target):
-    """Ω = TC − DTC and Σ = TC + DTC hold for every multiplet, with or without a target."""
-    x, rng = dependent_data(seed=3)
-    got = engine(x, MULTIPLETS, y=targets(x, rng)[target])
-    np.testing.assert_allclose(got["oinfo"], got["tc"] - got["dtc"], rtol=0, atol=1e-10)
-    np.testing.assert_allclose(got["sinfo"], got["tc"] + got["dtc"], rtol=0, atol=1e-10)
-
-
 # --- closed forms ---------------------------------------------------------------------------------
 
 

@@ -57,7 +57,6 @@ def test_figure1_table_holds_every_network_layer_and_size(tiny_run) -> None:
             for rows in seed["layers"][target].values():
                 assert sorted(rows, key=int) == ["3", "4", "5"]
                 for size, row in rows.items():
-                    assert row["synergy"] <= row["redundancy"]
                     for members in (row["synergy_members"], row["redundancy_members"]):
                         assert len(members) == int(size) and set(members) <= set(range(20))
                     assert row["exact"] is (int(size) <= 4)  # exhaustive to 4, greedy beyond
@@ -123,7 +122,6 @@ def test_retraining_comparison_covers_every_strategy(tiny_run) -> None:
             row["change_after_retraining"]["mean"] for row in figure2["comparison_test"][layer]
         ]
         assert changes == sorted(changes, reverse=True)  # least accuracy lost first
-        assert all(-1.0 <= row["change_at_rewind"]["mean"] <= 1.0 for row in rows.values())
 
 
 @needs_mnist

@@ -340,10 +340,26 @@ def detect_phases(
     steps: Iterable[int],
     synergy: Iterable[float],
     redundancy: Iterable[float],
+    synergy_sd: Iterable[float | None] | None = None,
+    significant: Iterable[bool | None] | None = None,
     **params: Any,
 ) -> dict[str, Any]:
-    """Run a `PhaseTracker` over recorded curves and return its summary, for offline analysis."""
+    """Run a `PhaseTracker` over recorded curves and return its summary, for offline analysis.
+
+    Give `synergy_sd` (and `significant`) from the history records, as the monitor does live:
+    without them the tracker falls back to its relative thresholds, which the estimator's noise
+    defeats (see the module docstring).
+
+    Examples:
+        >>> steps = list(range(60))
+        >>> synergy = [0.2] * 20 + [1.2] * 15 + [0.3] * 25
+        >>> detect_phases(steps, synergy, [1.0] * 60, synergy_sd=[0.05] * 60)["phase"]
+        'decoupling'
+    """
+    steps, synergy, redundancy = list(steps), list(synergy), list(redundancy)
+    sds = [None] * len(steps) if synergy_sd is None else list(synergy_sd)
+    calls = [None] * len(steps) if significant is None else list(significant)
     tracker = PhaseTracker(**params)
-    for step, syn, red in zip(steps, synergy, redundancy, strict=True):
-        tracker.update(step, syn, red)
+    for step, syn, red, sd, call in zip(steps, synergy, redundancy, sds, calls, strict=True):
+        tracker.update(step, syn, red, synergy_sd=sd, significant=call)
     return tracker.summary()

@@ -1,0 +1,121 @@
+"""How much faster does the grokking sweep run in a process pool or on Ray than serially? Measured in one run.
+
+A few short grokking trials (by default 2 settings x 2 seeds, 300 steps, 12 log-spaced
+evaluations each) run as one sweep per backend (`grokking_sweep --backend serial|pool|ray`),
+each in a fresh runs folder, the backends interleaved in a rotating order, --repeats times. It
+prints every sweep's wall time (the pool's process start-up and the local Ray's start-up and
+shut-down included: what a user waits for), the speed-up against the serial sweep of the same
+repeat, the median and range of those ratios, and whether every backend gave the same per-run
+summaries (exit status 1 if not). Ray is skipped when it is not installed.
+
+    python benchmarks/bench_sweep.py               # the docs' table
+    python benchmarks/bench_sweep.py --repeats 1   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oinfo_monitor.experiments import grokking_sweep
+
+UNTIMED = {"paths", "wall_seconds", "monitor_seconds", "summary"}
+"""Keys of a run's summary and row that say where it ran and how long it took, not what it found."""
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--settings", nargs="+", default=["wd2", "alpha8"], help="sweep settings")
+    parser.add_argument("--seeds", nargs="+", default=["0", "1"], help="seeds per setting")
+    parser.add_argument("--steps", type=int, default=300, help="training steps per trial")
+    parser.add_argument(
+        "--log-points", type=int, default=12, help="log-spaced evaluations per trial"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="sweeps per backend")
+    parser.add_argument("--workers", type=int, default=2, help="pool and local Ray workers")
+    return parser.parse_args()
+
+
+def sweep(args: argparse.Namespace, backend: str, runs_dir: Path) -> dict[str, Any]:
+    """One quiet sweep on `backend` into `runs_dir`; its wall time and what each run found."""
+    flags = ["--settings", *args.settings, "--seeds", *args.seeds, "--steps", str(args.steps)]
+    flags += ["--log-points", str(args.log_points), "--every", "0", "--threads", "1"]
+    flags += ["--backend", backend, "--runs-dir", str(runs_dir)]
+    if backend != "serial":
+        flags += ["--workers", str(args.workers)]
+    load = os.getloadavg()[0]
+    with contextlib.redirect_stdout(io.StringIO()):  # the sweep's own table and per-run lines
+        results = grokking_sweep.main(flags)
+    runs = []
+    for row in results["runs"]:
+        summary = json.loads(Path(row["summary"]).read_text(encoding="utf-8"))
+        runs.append(
+            {
+                "row": {key: value for key, value in row.items() if key not in UNTIMED},
+                "summary": {key: value for key, value in summary.items() if key not in UNTIMED},
+            }
+        )
+    return {"seconds": results["wall_seconds"], "load": load, "runs": runs}
+
+
+def main() -> None:
+    """Run the interleaved sweeps and print the timings, the ratios and the equality check."""
+    args = parse_args()
+    backends = ["serial", "pool"]
+    if importlib.util.find_spec("ray") is not None:
+        backends.append("ray")
+    trials = len(args.settings) * len(args.seeds)
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, 1 torch thread per trial; {trials} "
+        f"trials of {args.steps} steps, {args.log_points} log-spaced evaluations; "
+        f"{args.workers} workers; backends {', '.join(backends)}"
+    )
+    seconds: dict[str, list[float]] = {backend: [] for backend in backends}
+    reference: list[dict[str, Any]] | None = None
+    equal = True
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(args.repeats):
+            order = backends[repeat % len(backends) :] + backends[: repeat % len(backends)]
+            for backend in order:
+                result = sweep(args, backend, Path(folder) / f"{backend}-{repeat}")
+                seconds[backend].append(result["seconds"])
+                reference = reference or result["runs"]
+                same = result["runs"] == reference
+                equal &= same
+                print(
+                    f"repeat {repeat + 1} {backend:>6}: {result['seconds']:7.1f} s "
+                    f"(load {result['load']:.1f} at start), per-run summaries "
+                    f"{'equal to' if same else 'DIFFERENT from'} the first sweep's",
+                    flush=True,
+                )
+    print(
+        "\n| backend | wall seconds (median [min, max]) | speed-up vs serial (median [min, max]) |"
+    )
+    print("| --- | --- | --- |")
+    for backend in backends:
+        ratios = [s / b for s, b in zip(seconds["serial"], seconds[backend], strict=True)]
+        walls = seconds[backend]
+        print(
+            f"| {backend} | {statistics.median(walls):.1f} [{min(walls):.1f}, {max(walls):.1f}] | "
+            f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}, {max(ratios):.2f}] |"
+        )
+    print(f"\nper-run summaries equal across backends and repeats: {'yes' if equal else 'NO'}")
+    if not equal:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

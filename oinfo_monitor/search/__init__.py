@@ -21,6 +21,9 @@ read once:
   and maximising Ω.
 - ``"auto"`` (`auto`): exhaustive when all requested multiplets fit `time_budget` (by a rough
   cost model), else greedy up to 1,024 neurons, else anneal; `reason` says what it chose and why.
+  A layer of more than 2,048 neurons, whose state is a `WideCopula` (no N×N covariance), is
+  first screened down to 1,024 neurons (`wide`); the result's `searched_neurons` and `reduced`
+  say so.
 
 Options (keyword-only, checked before any work; unknown names are rejected), one frozen
 dataclass per strategy in `options`:

@@ -1,4 +1,8 @@
-"""The ``"auto"`` strategy: exhaustive when it fits the time budget, else greedy, else anneal."""
+"""The ``"auto"`` strategy: exhaustive when it fits the time budget, else greedy, else anneal.
+
+A layer wider than `estimators.state.WIDE_NEURONS` reaches it already screened down to
+`WIDE_LAYER` neurons (`search.wide`), so it plans greedy or exhaustive over those.
+"""
 
 from __future__ import annotations
 

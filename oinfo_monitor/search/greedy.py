@@ -6,8 +6,9 @@ Each of the `beam` best multiplets grows by the neuron that lowers (synergy) or 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import math
+from typing import Literal
 
 import torch
 
@@ -18,6 +19,8 @@ from oinfo_monitor.search.options import GreedyOptions
 from oinfo_monitor.search.results import DIRECTIONS, SIGNS, Outcome
 from oinfo_monitor.search.scorer import Scorer
 from oinfo_monitor.search.sizes import GREEDY_MAX, resolve_sizes
+
+_Target = Literal["none", "continuous", "discrete"]
 
 SEED_SECONDS = 0.25
 """Time greedy's exhaustive seed may take by default."""
@@ -74,13 +77,18 @@ def _independent_shift(stats: CopulaCovariance, size: int) -> float:
     It is 0 for plug-in estimates; the bias correction depends on set sizes only and moves it by
     a small, known amount, computed here as the Ω of all-independent (identity) covariances.
     """
-    variables = size + (stats.target == "continuous")
-    eye = torch.eye(variables, dtype=torch.float64, device=stats.cov.device)
-    independent = dataclasses.replace(
-        stats, cov=eye, within_cov=None if stats.within_cov is None else eye, n_variables=size
+    return _identity_shift(size, stats.target, stats.n_samples, stats.n_classes, stats.bias_correct)
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_shift(size: int, target: _Target, samples: int, classes: int, correct: bool) -> float:
+    """`_independent_shift` for one setting (nothing else enters it), computed once on the CPU."""
+    eye = torch.eye(size + (target == "continuous"), dtype=torch.float64)
+    independent = CopulaCovariance(
+        eye, samples, size, target, eye if classes else None, classes, correct, "random", 0
     )
-    members = torch.arange(size, device=eye.device)
-    values = independent.oinfo([members[:-1].tolist(), members.tolist()])
+    members = list(range(size))
+    values = independent.oinfo([members[:-1], members])
     return float(values[1] - values[0])
 
 

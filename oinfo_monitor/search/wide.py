@@ -95,8 +95,8 @@ def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
     """
     n = stats.n_variables
     z = stats.values.z[:, :n].to(torch.float32)
-    z = z - z.mean(0, keepdim=True)
-    z = z / torch.linalg.vector_norm(z, dim=0, keepdim=True)
+    z.sub_(z.mean(0, keepdim=True))
+    z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
     strength = _strength(z)
     by_strength = torch.sort(strength, descending=True, stable=True).indices
     seeds = by_strength[: max(1, count // _SEED_SHARE)]

@@ -36,7 +36,6 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from oinfo_monitor import OInfoMonitor
 from oinfo_monitor.cli.options import HelpFormatter
@@ -60,6 +59,7 @@ from oinfo_monitor.experiments.grokking_setup import (
     memorisation_step,
     train_grokking,
 )
+from oinfo_monitor.experiments.progress import Progress
 from oinfo_monitor.monitor.records import history_curves
 from oinfo_monitor.search import STRATEGIES
 
@@ -145,7 +145,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     monitor.add_argument(
         "--bins", type=int, default=10, help="Ward clusters for --strategy clusters (paper: 10)"
     )
-    add_schedule(monitor, log_points=150, every=500)
+    add_schedule(monitor, log_points=150, every=0)
+    monitor.add_argument(
+        "--background",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the evaluations on a worker thread while training goes on (the training "
+        "thread only runs the probe); --no-background scores them on the training thread",
+    )
     monitor.add_argument("--monitor-seed", type=int, default=0, help="seed of random tie-breaking")
     add_run_folder(parser.add_argument_group("output"), "grokking")
     return parser.parse_args(argv)
@@ -174,14 +181,16 @@ def make_config(args: argparse.Namespace) -> GrokkingConfig:
 
 def train_with_monitor(
     args: argparse.Namespace, config: GrokkingConfig, run_dir: Path
-) -> tuple[GrokkingLog, OInfoMonitor, list[int], float]:
-    """Train with the monitor attached; return the log, the monitor, its schedule and its seconds."""
+) -> tuple[GrokkingLog, OInfoMonitor, list[int], Progress]:
+    """Train with the monitor attached; return the log, the monitor, its schedule and the progress
+    bar's clocks (seconds in the monitor on the training thread, seconds of scoring)."""
     # The model, its data, and the monitor: probe = the training set, no target.
     data = grokking_data(config)
     model = build_model(config)
     torch.save(model.state_dict(), run_dir / "init.pt")
     writer = SummaryWriter(log_dir=str(run_dir))
     schedule = evaluation_steps(config.steps, args.log_points, args.every)
+    progress = Progress(config.steps + 1, len(schedule), args.background, args.quiet, "grokking")
     monitor = OInfoMonitor(
         model,
         data.x_train,
@@ -193,13 +202,11 @@ def train_with_monitor(
         ties=args.ties,
         seed=args.monitor_seed,
         writer=writer,
+        background=args.background,
+        on_evaluation=progress.evaluated,
     )
 
     # The training loop calls this after every step's metrics, before the update.
-    bar = tqdm(total=config.steps + 1, desc="grokking", disable=args.quiet)
-    live = {"accuracy": "", "synergy": ""}
-    clock = {"monitor": 0.0}
-
     def on_step(step: int, model: nn.Module, metrics: StepMetrics | None) -> None:
         """Log the step's metrics, let the monitor evaluate when due, and advance the bar."""
         if metrics is not None:
@@ -207,23 +214,21 @@ def train_with_monitor(
             writer.add_scalar("accuracy/test", metrics.test_acc, step)
             writer.add_scalar("loss/train", metrics.train_loss, step)
             writer.add_scalar("loss/test", metrics.test_loss, step)
-            live["accuracy"] = f"train {metrics.train_acc:.3f} test {metrics.test_acc:.3f}"
+            progress.accuracy = f"train {metrics.train_acc:.3f} test {metrics.test_acc:.3f}"
         tic = time.perf_counter()
-        evaluation = monitor.step(step)
-        clock["monitor"] += time.perf_counter() - tic
-        if evaluation is not None and LAYER in evaluation.results:
-            live["synergy"] = f"min Ω {evaluation.headline()[LAYER][0]:.3f} bits"
-        bar.set_postfix_str(f"{live['accuracy']} {live['synergy']}", refresh=False)
-        bar.update(1)
+        monitor.step(step)
+        progress.stepped(time.perf_counter() - tic)
 
     log = train_grokking(
         config, model=model, data=data, on_step=on_step, eval_every=args.eval_every
     )
-    bar.close()
-    monitor.close()
+    tic = time.perf_counter()
+    monitor.close()  # waits for the evaluations still queued
+    progress.stepped(time.perf_counter() - tic, steps=0)
+    progress.close()
     writer.close()
     torch.save(model.state_dict(), run_dir / "final.pt")
-    return log, monitor, schedule, clock["monitor"]
+    return log, monitor, schedule, progress
 
 
 # ----------------------------------------------------------------------------- after training
@@ -391,9 +396,12 @@ def report(summary: dict[str, Any], runs_dir: Path) -> None:
         f"{'final accuracy':>20}: train {summary['final_train_acc']:.4f}, "
         f"test {summary['final_test_acc']:.4f}"
     )
+    where = "in the background" if summary["background"] else "on the training thread"
     print(
-        f"{'wall time':>20}: {summary['wall_seconds']:.1f} s, of which monitor "
-        f"{summary['monitor_seconds']:.1f} s over {summary['evaluations']} evaluations"
+        f"{'wall time':>20}: {summary['wall_seconds']:.1f} s, of which "
+        f"{summary['monitor_seconds']:.1f} s on the training thread in the monitor; "
+        f"{summary['evaluations']} evaluations scored {where} in "
+        f"{summary['scoring_seconds']:.1f} s"
     )
     for name, path in summary["paths"].items():
         print(f"{name:>20}: {path}")
@@ -407,10 +415,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = make_config(args)
     run_dir = new_run_dir(args, "grokking", lambda folder: (folder / OUTPUTS["history"]).exists())
     started = time.perf_counter()
-    log, monitor, schedule, monitor_seconds = train_with_monitor(args, config, run_dir)
+    log, monitor, schedule, clocks = train_with_monitor(args, config, run_dir)
     summary = summarise(args, config, log, monitor, schedule, run_dir)
     summary["wall_seconds"] = time.perf_counter() - started
-    summary["monitor_seconds"] = monitor_seconds
+    summary["monitor_seconds"] = clocks.monitor_seconds
+    summary["scoring_seconds"] = clocks.evaluation_seconds
+    summary["background"] = args.background
     grokking_figure(summary).savefig(summary["paths"]["figure"], dpi=110)
     Path(summary["paths"]["summary"]).write_text(
         json.dumps(summary, indent=1) + "\n", encoding="utf-8"

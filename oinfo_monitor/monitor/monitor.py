@@ -30,44 +30,34 @@ Rules that keep any training loop safe (see docs/monitor.md):
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
-from oinfo_monitor.estimators import TiePolicy, copula_values, distinct_neurons
+from oinfo_monitor.estimators import TiePolicy
+from oinfo_monitor.monitor.background import DEFAULT_MAX_PENDING, BackgroundWorker
 from oinfo_monitor.monitor.capture import capture_activations
+from oinfo_monitor.monitor.distributed import RankShare
 from oinfo_monitor.monitor.layers import LayerSelector, rank_bound, resolve_layers, unwrap_model
 from oinfo_monitor.monitor.options import Forward, MonitorSettings, OInfoMonitorWarning
 from oinfo_monitor.monitor.preflight import check_sizes, dry_run
 from oinfo_monitor.monitor.probe import keyword_probe, materialize_probe
-from oinfo_monitor.monitor.records import (
-    Evaluation,
-    earlier_records,
-    headline,
-    records_from_result,
-)
+from oinfo_monitor.monitor.records import Evaluation, earlier_records, headline
+from oinfo_monitor.monitor.scoring import LayerScorer, Scores, assemble, problems
 from oinfo_monitor.monitor.sinks import DEFAULT_TAG_BUDGET, Sink, monitor_sinks
 from oinfo_monitor.monitor.steps import Schedule, StepGate
 from oinfo_monitor.monitor.trust import Trust
-from oinfo_monitor.search import SearchResult, search_covariance
-from oinfo_monitor.search.uncertainty import ChanceLevels, Noise
 
 __all__ = ["HISTORY_FILE", "OInfoMonitor"]
 
 HISTORY_FILE = "oinfo_history.jsonl"
 """Name of the history file the monitor writes in its log directory."""
-
-
-def _is_rank_zero() -> bool:
-    """Whether this process should compute and write (always, unless a non-zero distributed rank)."""
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class OInfoMonitor:
@@ -109,9 +99,16 @@ class OInfoMonitor:
         noise_resamples, surrogates, null_every: every value carries its noise and its chance
             level (see `search.uncertainty`): the bootstrap SD over `noise_resamples` resamples
             (0: off), and the 5%/95% quantiles of the same search on `surrogates` column-permuted
-            probes (0: off), recomputed every `null_every` evaluations and reused in between.
+            probes (0: off), recomputed every `null_every` evaluations, or sooner when the layer's
+            count of distinct neurons moved by more than a tenth, and reused in between.
+        background, max_pending: score and publish on a worker thread while training goes on
+            (`step` then captures the activations and returns None; see `monitor.background`),
+            with at most `max_pending` evaluations queued before `step` waits.
+        split_ranks: under `torch.distributed`, every rank scores a share of the layers and rank
+            0 writes (see `monitor.distributed`); False: rank 0 evaluates alone.
 
     Examples:
+        >>> import torch
         >>> net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> monitor = OInfoMonitor(net, torch.randn(200, 6), every=10, sizes=[3, 4])
         >>> evaluation = monitor.step(10)
@@ -154,7 +151,10 @@ class OInfoMonitor:
         resume: bool = False,
         noise_resamples: int = 10,
         surrogates: int = 19,
-        null_every: int = 20,
+        null_every: int = 50,
+        background: bool = False,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        split_ranks: bool = True,
     ) -> None:
         settings = MonitorSettings(
             capture=capture,
@@ -183,6 +183,9 @@ class OInfoMonitor:
             noise_resamples=noise_resamples,
             surrogates=surrogates,
             null_every=null_every,
+            background=background,
+            max_pending=max_pending,
+            split_ranks=split_ranks,
         )
         self.settings = settings
         self.model = model
@@ -211,7 +214,8 @@ class OInfoMonitor:
             for name, module in self.layers.items()
         }
         check_sizes(self.search_options, widths, self.size_limits, self.n_samples, self.target)
-        self.active = _is_rank_zero()
+        self.share = RankShare.build(widths, split_ranks)
+        self.active = self.share.rank == 0  # the rank that writes
         self.history: list[dict[str, Any]] = []
         self.evaluations = 0
         self.skipped_steps: list[int] = []
@@ -223,6 +227,11 @@ class OInfoMonitor:
             bias_correct,
             seed,
         )
+        self.scorer = LayerScorer(
+            self.target, ties, seed, bias_correct, self.search_options, self.size_limits,
+            self.trust, capture,
+        )  # fmt: skip
+        self.worker = BackgroundWorker(max_pending) if background else None
         self._warned: set[Any] = set()
         if history_path is None and writer is not None:
             history_path = Path(writer.log_dir) / HISTORY_FILE
@@ -233,6 +242,7 @@ class OInfoMonitor:
         if self.active:
             self._open_history()
             self.sinks = monitor_sinks(self.history_path, writer, settings)
+        self.gate.last, self.gate.resumed = self.share.agree((self.gate.last, self.gate.resumed))
         for sink in self.sinks:
             self._guard("starting a sink", sink.start, list(self.layers), self.config())
 
@@ -293,8 +303,9 @@ class OInfoMonitor:
 
     def _run(self, step: Any, scheduled: bool) -> Evaluation | None:
         """Accept the step, evaluate and publish; any failure is a warning and a None."""
-        if not self.active:
+        if not self.share.takes_part:
             return None
+        self._emit_deferred()
         try:
             number, refusal = self.gate.admit(step, scheduled)
             if refusal is not None:
@@ -308,9 +319,29 @@ class OInfoMonitor:
             return None
 
     def _evaluate_now(self, step: int) -> Evaluation | None:
-        """Evaluate `step` (already counted as the last step, even if it fails) and publish it."""
+        """Capture the probe's activations now (they must see the current weights), then score
+        and publish them here, or hand them to the background worker and return None."""
+        start = time.perf_counter()
         try:
-            evaluation = self._evaluate(step)
+            captured: dict[str, Tensor] | Exception = capture_activations(
+                self.model, self.inputs, self.layers, **self.capture_options
+            )
+        except Exception as error:  # reported by `_complete`, on every rank alike
+            captured = error
+        job = functools.partial(self._complete, step, captured, time.perf_counter() - start)
+        if self.worker is None:
+            return job()
+        if self.worker.submit(job) > 0:
+            self._warn_once(("behind",), self.worker.behind(step))
+        return None
+
+    def _complete(
+        self, step: int, captured: dict[str, Tensor] | Exception, probe_seconds: float
+    ) -> Evaluation | None:
+        """Score the captured activations (this rank's share) and publish the evaluation; the
+        step counts as evaluated even if this fails."""
+        try:
+            evaluation = self._score(step, captured, probe_seconds)
         except Exception as error:  # a monitoring failure must never stop training
             self.skipped_steps.append(step)
             self._warn_once(
@@ -318,76 +349,29 @@ class OInfoMonitor:
                 f"evaluation at step {step} skipped: {type(error).__name__}: {error}",
             )
             return None
+        if evaluation is None:  # a share sent to rank 0, which publishes
+            return None
         self._publish(evaluation)
         return evaluation
 
-    def _evaluate(self, step: int) -> Evaluation:
-        """Capture the probe activations and search each layer; layer-level problems skip the layer."""
-        start = time.perf_counter()
-        activations = capture_activations(
-            self.model, self.inputs, self.layers, **self.capture_options
-        )
-        probe_seconds = time.perf_counter() - start
-        evaluation = Evaluation(step, [], {}, probe_seconds=probe_seconds)
-        for name, values in activations.items():
-            try:
-                result, context, noise, chance = self._search_layer(name, step, values)
-            except ValueError as error:
-                evaluation.skipped[name] = str(error)
-                self._warn_once(("layer", name), f"layer {name!r} skipped at step {step}: {error}")
-                continue
-            evaluation.results[name] = result
-            context["probe_seconds"] = probe_seconds
-            evaluation.records.extend(
-                records_from_result(step, name, result, context, noise, chance)
-            )
-        evaluation.summary = headline(evaluation.records)
-        evaluation.seconds = time.perf_counter() - start
-        return evaluation
-
-    def _search_layer(
-        self, name: str, step: int, values: Tensor
-    ) -> tuple[SearchResult, dict[str, Any], Noise | None, tuple[int, ChanceLevels] | None]:
-        """Drop dead and duplicated neurons, estimate the copula covariance and search it; then
-        the noise of what it found and (when due) the chance level of the search."""
-        values = values.reshape(values.shape[0], -1)
-        finite = torch.isfinite(values)
-        if not bool(finite.all()):
-            raise ValueError(f"{int((~finite).sum())} NaN/inf activation(s)")
-        neurons = distinct_neurons(values)
-        kept = neurons.kept
-        if kept.numel() < 3:
-            raise ValueError(
-                f"only {kept.numel()} distinct non-constant neuron(s); need at least 3 "
-                f"({len(neurons.dead)} constant, {len(neurons.duplicates)} duplicated)"
-            )
-        copula = copula_values(values[:, kept], y=self.target, ties=self.ties, seed=self.seed)
-        stats = copula.state(bias_correct=self.bias_correct)
-        options = {k: v for k, v in self.search_options[name].items() if v is not None}
-        result = search_covariance(
-            stats,
-            index_map=kept.tolist(),
-            seed=self.seed,
-            size_limit=self.size_limits[name],
-            **options,
-        )
+    def _score(
+        self, step: int, captured: dict[str, Tensor] | Exception, probe_seconds: float
+    ) -> Evaluation | None:
+        """Score every layer, or under a split this rank's share, gathered on rank 0 (None on
+        the others); layer-level problems skip the layer, with one warning."""
         began = time.perf_counter()
-        try:
-            limit = {"size_limit": self.size_limits[name]}
-            noise, chance = self.trust.of(
-                name, step, copula, kept.tolist(), result, {**options, **limit}
-            )
-        except Exception as error:  # the value stands; only its noise/chance level is missing
-            self._warn_once(("trust", name), f"noise/chance of layer {name!r} failed: {error}")
-            noise, chance = None, None
-        context = {
-            "trust_seconds": time.perf_counter() - began,
-            "n_neurons": int(values.shape[1]),
-            "dead_neurons": len(neurons.dead),
-            "duplicate_neurons": len(neurons.duplicates),
-            "capture": self.settings.capture,
-        }
-        return result, context, noise, chance
+        scores: Scores | None
+        if self.share.splitting:
+            scores = self.share.exchange(captured, functools.partial(self.scorer.score, step))
+        elif isinstance(captured, Exception):
+            raise captured
+        else:
+            scores = self.scorer.score(step, captured)
+        if scores is None:
+            return None
+        for key, message in problems(step, scores):
+            self._warn_once(key, message)
+        return assemble(step, list(self.layers), scores, probe_seconds, began)
 
     def _publish(self, evaluation: Evaluation) -> None:
         """Keep the records, track phases, send the evaluation to every sink and the callback;
@@ -429,7 +413,11 @@ class OInfoMonitor:
             )
 
     def _warn_once(self, key: Any, message: str) -> None:
-        """Warn about one kind of problem the first time it happens; later ones stay silent."""
+        """Warn about one kind of problem the first time it happens; later ones stay silent.
+        On the background worker's thread the warning is deferred to the training thread."""
+        if self.worker is not None and self.worker.in_worker():
+            self.worker.defer(key, message)
+            return
         if key in self._warned:
             return
         self._warned.add(key)
@@ -438,6 +426,19 @@ class OInfoMonitor:
             OInfoMonitorWarning,
             stacklevel=4,
         )
+
+    def _emit_deferred(self) -> None:
+        """Emit, on the calling (training) thread, the warnings the background worker deferred."""
+        if self.worker is not None:
+            for key, message in self.worker.take_deferred():
+                self._warn_once(key, message)
+
+    def flush(self) -> None:
+        """Wait until every evaluation handed to the background worker is published (no-op in
+        the foreground); `history`, `evaluations` and `state_dict` are then complete."""
+        if self.worker is not None:
+            self.worker.wait()
+            self._emit_deferred()
 
     @property
     def last_step(self) -> int | None:
@@ -450,7 +451,9 @@ class OInfoMonitor:
         return self.gate.closed
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the curves after a resume (history, phase trackers, counters)."""
+        """Everything needed to continue the curves after a resume (history, phase trackers,
+        counters), once the background evaluations are published (see `flush`)."""
+        self.flush()
         return {
             "version": 2,
             "history": [dict(record) for record in self.history],
@@ -469,6 +472,7 @@ class OInfoMonitor:
         """
         if state.get("version") not in (1, 2):
             raise ValueError(f"unsupported OInfoMonitor state version {state.get('version')!r}")
+        self.flush()
         history = [dict(record) for record in state["history"]]
         steps = [int(record["step"]) for record in history] + [
             int(step) for step in state["skipped_steps"]
@@ -486,11 +490,15 @@ class OInfoMonitor:
         self.gate.last = max(candidates) if candidates else None
 
     def close(self) -> None:
-        """Flush TensorBoard and close the writer if the monitor created it; safe to call twice.
+        """Wait for the background evaluations, flush TensorBoard and close the writer if the
+        monitor created it; safe to call twice.
 
         After `close`, `step` and `evaluate` do nothing (with one warning).
         """
         self.gate.closed = True
+        if self.worker is not None:
+            self.worker.close()
+            self._emit_deferred()
         for sink in self.sinks:
             self._guard(f"closing {type(sink).__name__}", sink.close)
         self.sinks = []

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from oinfo_monitor.estimators import TIE_POLICIES, TiePolicy
+from oinfo_monitor.monitor.background import DEFAULT_MAX_PENDING
 from oinfo_monitor.monitor.capture import CaptureSpec
 from oinfo_monitor.monitor.phases import PhaseTracker
 from oinfo_monitor.monitor.sinks import DEFAULT_TAG_BUDGET, LAYER_SCALARS
@@ -92,7 +93,10 @@ class MonitorSettings:
     resume: bool = False
     noise_resamples: int = 10
     surrogates: int = 19
-    null_every: int = 20
+    null_every: int = 50
+    background: bool = False
+    max_pending: int = DEFAULT_MAX_PENDING
+    split_ranks: bool = True
     schedule: Schedule = field(init=False)
 
     def __post_init__(self) -> None:
@@ -113,8 +117,9 @@ class MonitorSettings:
         _check_int("noise_resamples", self.noise_resamples, 0)
         _check_int("surrogates", self.surrogates, 0)
         _check_int("null_every", self.null_every, 1)
+        _check_int("max_pending", self.max_pending, 1)
         _check_axis("probe_axis", self.probe_axis)
-        for flag in ("bias_correct", "resume"):
+        for flag in ("bias_correct", "resume", "background", "split_ranks"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         for hook in ("on_evaluation", "forward"):

@@ -17,11 +17,14 @@ chance level (19 surrogate searches) and whose second reuses it. The layer's sea
 timed again in CPU seconds, which other jobs on the machine do not stretch: that is the figure
 compared with the 0.1 s budget. A last part plants 10 synergistic
 triplets (x_c = x_a + x_b + 0.3 noise) among N independent neurons and counts how many the screen
-keeps whole and whether the size-3 search finds one of them. Prints a markdown table, ratios
-against the baseline of the same run, and writes the figures to --out as JSON.
+keeps whole and whether the size-3 search finds one of them. First of all, the CPU cost of the
+wide path's parts (screen, search, one surrogate's permutation) on independent neurons. Prints a
+markdown table, ratios against the baseline of the same run, and writes the figures to --out as
+JSON.
 
     python benchmarks/bench_wide.py                          # 4,096, 10,000 and 20,000 neurons
     python benchmarks/bench_wide.py --neurons 4096 --repeats 1 --no-baseline
+    python benchmarks/bench_wide.py --parts-only             # CPU cost of the parts only
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-baseline", action="store_true", help="skip the dense path")
     parser.add_argument("--recall-seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    parser.add_argument("--parts-only", action="store_true", help="only the CPU cost of the parts")
     parser.add_argument("--case", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -68,6 +72,8 @@ def run_case(mode: str, neurons: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     if mode == "recall":
         return recall(neurons)
+    if mode == "parts":
+        return parts(neurons)
     if mode == "baseline":
         state.WIDE_NEURONS = neurons  # the dense path: an N×N covariance, auto anneals
     idle_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -141,6 +147,38 @@ def recall(neurons: int) -> dict[str, Any]:
     return {"mode": "recall", "neurons": neurons, "seeds": rows}
 
 
+def parts(neurons: int) -> dict[str, Any]:
+    """CPU seconds (best of 3) of the wide path's parts on N independent neurons: the screen, the
+    block and search after it, and the permutation each chance-level surrogate starts with."""
+    import time
+
+    import torch
+
+    from oinfo_monitor.estimators import copula_values
+    from oinfo_monitor.search import search_covariance
+    from oinfo_monitor.search.wide import SEARCHED_NEURONS, screen
+
+    values = copula_values(
+        torch.randn(SAMPLES, neurons, generator=torch.Generator().manual_seed(0))
+    )
+    stats = values.state()
+    generator = torch.Generator().manual_seed(1)
+    timed = {
+        "screen": lambda: screen(stats, SEARCHED_NEURONS),
+        "search": lambda: search_covariance(stats, size_limit=INPUTS, time_budget=BUDGET),
+        "permute": lambda: values.permuted(generator),
+    }
+    out: dict[str, Any] = {"mode": "parts", "neurons": neurons}
+    for name, call in timed.items():
+        best = float("inf")
+        for _ in range(3):
+            cpu = time.process_time()
+            call()
+            best = min(best, time.process_time() - cpu)
+        out[name] = best
+    return out
+
+
 def subprocess_case(mode: str, neurons: int, seeds: int) -> dict[str, Any]:
     """Run one case in a fresh interpreter and read its JSON line."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RECALL_SEEDS": str(seeds)}
@@ -163,7 +201,17 @@ def main() -> None:
         print(json.dumps(run_case(args.case[0], int(args.case[1]))))
         return
     print(f"load average before: {os.getloadavg()}")
-    results: dict[str, Any] = {"load_before": os.getloadavg(), "cases": []}
+    results: dict[str, Any] = {"load_before": os.getloadavg(), "cases": [], "parts": []}
+    for neurons in args.neurons:
+        part = subprocess_case("parts", neurons, 0)
+        results["parts"].append(part)
+        print(
+            f"{neurons:,} neurons, CPU s: screen {part['screen']:.3f}, screen + block + search "
+            f"{part['search']:.3f}, one surrogate's permutation {part['permute']:.3f}"
+        )
+    if args.parts_only:
+        write(args.out, results)
+        return
     print(
         "| neurons | path | evaluation s (wall) | evaluation s (CPU) | search s (wall) | "
         "search CPU s (x budget) | peak MB |"
@@ -209,10 +257,15 @@ def main() -> None:
             f"  planted: {kept} of {PLANTED_TRIPLETS} triplets kept whole by the screen per seed; "
             f"the size-3 search found a planted one in {hits} of {len(kept)} seeds"
         )
-    results["load_after"] = os.getloadavg()
     print(f"load average after: {os.getloadavg()}; idle interpreter {wide[0]['idle_mb']:.0f} MB")
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write(args.out, results)
+
+
+def write(path: Path | None, results: dict[str, Any]) -> None:
+    """Write the figures as JSON, with the load average at the end, if a path was given."""
+    results["load_after"] = os.getloadavg()
+    if path is not None:
+        path.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

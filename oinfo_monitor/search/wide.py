@@ -101,7 +101,9 @@ def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
     by_strength = torch.sort(strength, descending=True, stable=True).indices
     seeds = by_strength[: max(1, count // _SEED_SHARE)]
     squared = (z[:, seeds].T @ z).square_()
-    squared[torch.arange(len(seeds)), seeds] = -1.0  # a neuron is not its own partner
+    squared[
+        torch.arange(len(seeds), device=z.device), seeds
+    ] = -1.0  # a neuron is not its own partner
     partners = torch.topk(squared, min(PARTNERS, n - 1), dim=1).indices
     candidates = torch.cat([seeds, partners.T.reshape(-1), by_strength])
     kept = _first_occurrences(candidates, count)

@@ -1,12 +1,13 @@
 """How much faster does the grokking sweep run in a process pool or on Ray than serially? Measured in one run.
 
 A few short grokking trials (by default 2 settings x 2 seeds, 300 steps, 12 log-spaced
-evaluations each) run as one sweep per backend (`grokking_sweep --backend serial|pool|ray`),
-each in a fresh runs folder, the backends interleaved in a rotating order, --repeats times. It
-prints every sweep's wall time (the pool's process start-up and the local Ray's start-up and
-shut-down included: what a user waits for), the speed-up against the serial sweep of the same
-repeat, the median and range of those ratios, and whether every backend gave the same per-run
-summaries (exit status 1 if not). Ray is skipped when it is not installed.
+evaluations each) run as one sweep command per backend (``python -m
+oinfo_monitor.experiments.grokking_sweep --backend serial|pool|ray``, a fresh process and runs
+folder each), the backends interleaved in a rotating order, --repeats times. It prints every
+sweep's wall time (what a user waits for: imports, the pool's process start-up, the local Ray's
+start-up and shut-down, the figure), the speed-up against the serial sweep of the same repeat,
+the median and range of those ratios, and whether every backend gave the same per-run summaries
+(exit status 1 if not). Ray is skipped when it is not installed.
 
     python benchmarks/bench_sweep.py               # the docs' table
     python benchmarks/bench_sweep.py --repeats 1   # quicker
@@ -15,22 +16,32 @@ summaries (exit status 1 if not). Ray is skipped when it is not installed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import io
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from oinfo_monitor.experiments import grokking_sweep
+WHERE = {"paths", "summary"}
+"""Keys of a run's summary and row that say where its files are; keys ending in "seconds" say how long it took."""
 
-UNTIMED = {"paths", "wall_seconds", "monitor_seconds", "summary"}
-"""Keys of a run's summary and row that say where it ran and how long it took, not what it found."""
+
+def found(value: Any) -> Any:
+    """What a run found: its summary or row without file paths and timings, at any depth."""
+    if isinstance(value, dict):
+        return {
+            key: found(item)
+            for key, item in value.items()
+            if key not in WHERE and not key.endswith("seconds")
+        }
+    return [found(item) for item in value] if isinstance(value, list) else value
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,25 +61,28 @@ def parse_args() -> argparse.Namespace:
 
 
 def sweep(args: argparse.Namespace, backend: str, runs_dir: Path) -> dict[str, Any]:
-    """One quiet sweep on `backend` into `runs_dir`; its wall time and what each run found."""
-    flags = ["--settings", *args.settings, "--seeds", *args.seeds, "--steps", str(args.steps)]
-    flags += ["--log-points", str(args.log_points), "--every", "0", "--threads", "1"]
-    flags += ["--backend", backend, "--runs-dir", str(runs_dir)]
+    """One quiet sweep command on `backend` into `runs_dir`; its wall time and what each run found."""
+    command = [sys.executable, "-m", "oinfo_monitor.experiments.grokking_sweep"]
+    command += ["--settings", *args.settings, "--seeds", *args.seeds, "--steps", str(args.steps)]
+    command += ["--log-points", str(args.log_points), "--every", "0", "--threads", "1"]
+    command += ["--backend", backend, "--runs-dir", str(runs_dir)]
     if backend != "serial":
-        flags += ["--workers", str(args.workers)]
+        command += ["--workers", str(args.workers)]
     load = os.getloadavg()[0]
-    with contextlib.redirect_stdout(io.StringIO()):  # the sweep's own table and per-run lines
-        results = grokking_sweep.main(flags)
+    started = time.perf_counter()
+    subprocess.run(
+        command,
+        check=True,
+        cwd=runs_dir.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
     runs = []
-    for row in results["runs"]:
+    for row in json.loads((runs_dir / "sweep.json").read_text(encoding="utf-8"))["runs"]:
         summary = json.loads(Path(row["summary"]).read_text(encoding="utf-8"))
-        runs.append(
-            {
-                "row": {key: value for key, value in row.items() if key not in UNTIMED},
-                "summary": {key: value for key, value in summary.items() if key not in UNTIMED},
-            }
-        )
-    return {"seconds": results["wall_seconds"], "load": load, "runs": runs}
+        runs.append({"row": found(row), "summary": found(summary)})
+    return {"seconds": seconds, "load": load, "runs": runs}
 
 
 def main() -> None:

@@ -122,6 +122,12 @@ def test_ray_tasks_give_serial_results_and_name_a_failure(serial) -> None:
         ray.shutdown()
 
 
+def test_ray_backend_without_ray_says_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray imports
+    with pytest.raises(SystemExit, match=r"pip install 'oinfo-monitor\[ray\]'"):
+        run_trials(tiny_trial, TRIALS, backend="ray")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

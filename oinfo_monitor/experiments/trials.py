@@ -234,7 +234,6 @@ def _ray_tasks(
     try:
         task = ray.remote(num_cpus=cpus)(call)
         references = [task.remote(function, arguments, threads) for arguments in trials]
-
         try:
             yield [functools.partial(_ray_result, reference) for reference in references]
         except BaseException:

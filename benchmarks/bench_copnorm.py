@@ -26,6 +26,8 @@ Run:  .venv/bin/python benchmarks/bench_copnorm.py [--repeats 5] [--threads 1]
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -46,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best is shown")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    parser.add_argument("--json", help="also write the busy-machine table's times to this file")
     return parser.parse_args()
 
 
@@ -91,12 +94,14 @@ def best_time(run: Callable[[], object], repeats: int) -> float:
     return min(times_of(run, repeats))
 
 
-def busy_table(repeats: int) -> None:
-    """Print the quiet and busy-machine times of the transform and of `copula_covariance`."""
+def busy_table(repeats: int) -> list[dict[str, object]]:
+    """Print the quiet and busy-machine times of the transform and of `copula_covariance`, and
+    return them (seconds) as rows."""
     print(
         "| data | step | quiet best / median (ms) | busy best / median (ms) | busy / quiet (best, median) |"
     )
     print("| --- | --- | ---: | ---: | ---: |")
+    rows: list[dict[str, object]] = []
     for name, x in datasets().items():
         tensor = torch.from_numpy(x)
         steps: dict[str, Callable[[], object]] = {
@@ -113,6 +118,8 @@ def busy_table(repeats: int) -> None:
                 f"| {min(b) * 1e3:.1f} / {statistics.median(b) * 1e3:.1f} "
                 f"| {min(b) / min(q):.2f}x, {statistics.median(b) / statistics.median(q):.2f}x |"
             )
+            rows.append({"data": name, "step": step, "quiet": q, "busy": b})
+    return rows
 
 
 def untied(x: np.ndarray) -> np.ndarray:
@@ -127,6 +134,7 @@ def untied(x: np.ndarray) -> np.ndarray:
 def main() -> None:
     """Time every (data, policy) pair and print the table."""
     args = parse_args()
+    load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {args.repeats}")
@@ -151,11 +159,18 @@ def main() -> None:
     print()
     print(f"Busy machine (a spinning process on one core), {torch.get_num_threads()} thread(s):")
     print()
-    busy_table(args.repeats)
-    print()
-    print(
-        f"command: python benchmarks/bench_copnorm.py --repeats {args.repeats} --threads {args.threads}"
+    rows = busy_table(args.repeats)
+    command = (
+        f"python benchmarks/bench_copnorm.py --repeats {args.repeats} --threads {args.threads}"
     )
+    print()
+    print(f"command: {command}")
+    if args.json:
+        load_after = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        run = {"command": command, "threads": torch.get_num_threads(), "busy_table": rows}
+        run.update(load_before=load_before, load_after=load_after)
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(run, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import contextlib
 import importlib.util
 import io
 import itertools
+import json
 import math
 import os
 import resource
@@ -592,6 +593,7 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=["A", "B"])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
     parser.add_argument("--skip", nargs="*", choices=PEERS, default=[])
+    parser.add_argument("--json", help="also write every row's times and memory to this file")
     args = parser.parse_args()
     command = shlex.join([os.path.relpath(sys.executable), *sys.argv])
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -605,6 +607,35 @@ def main() -> None:
         measurements.append(run_fresh(task))
         print(describe(measurements[-1]), flush=True)
     report(measurements, command)
+    if args.json:
+        write_json(args.json, measurements, command, load)
+
+
+def write_json(path: str, measurements: list[Measurement], command: str, load: str) -> None:
+    """Write the rows (task, wall and CPU times in s, peak MiB) and the conditions to `path`."""
+    rows = [
+        {
+            "label": m.task.label,
+            "workload": m.task.workload,
+            "mode": m.task.mode,
+            "threads": m.threads,
+            "busy": m.task.busy,
+            "tuples": m.task.tuples,
+            "times": m.times,
+            "cpu_times": m.cpu_times,
+            "peak_mib": m.peak_mib,
+        }
+        for m in measurements
+    ]
+    run = {
+        "command": command,
+        "torch": torch.__version__,
+        "load_before": load,
+        "load_after": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "rows": rows,
+    }
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(run, out, indent=1)
 
 
 if __name__ == "__main__":

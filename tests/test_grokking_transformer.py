@@ -2,7 +2,6 @@
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from oinfo_monitor.monitor.capture import capture_activations
 from oinfo_monitor.monitor.records import TRUST_FIELDS, read_records
 
 TINY = TransformerConfig(p=13, d_model=16, heads=4, d_mlp=24, steps=20)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small tensors: one thread is faster, and on a busy CPU several threads are much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_split_is_nandas_and_the_inputs_are_a_b_equals() -> None:

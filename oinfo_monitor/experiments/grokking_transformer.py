@@ -69,8 +69,8 @@ from oinfo_monitor.monitor.records import history_curves
 LAYERS = {"act": "MLP neurons (post-ReLU)", "attn": "attention output"}
 """The monitored modules of `GrokkingTransformer`, both read at the answer token, and their titles."""
 
-CPU = TransformerConfig(d_model=64, d_mlp=256, lr=1e-2, steps=2000)
-"""The defaults: Nanda et al.'s setting at half the width, 10x the learning rate, 1/20 of the steps (see the docs)."""
+CPU = TransformerConfig(d_model=64, d_mlp=256, lr=1e-2, steps=1500)
+"""The defaults: Nanda et al.'s setting at half the width, 10x the learning rate, 1500 steps (see the docs)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -100,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     monitor.add_argument(
         "--bins", type=int, default=10, help="Ward clusters of the clusters search"
     )
-    add_schedule(monitor, log_points=60, every=25)
+    add_schedule(monitor, log_points=60, every=50)
     monitor.add_argument("--monitor-seed", type=int, default=0, help="seed of random tie-breaking")
     output = parser.add_argument_group("output")
     add_run_folder(output, "transformer")
@@ -112,7 +112,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def make_config(args: argparse.Namespace, seed: int) -> TransformerConfig:
-    """The training configuration the flags describe, for one model seed."""
+    """The training configuration the flags describe, for one model seed.
+
+    Examples:
+        >>> config = make_config(parse_args(["--d-mlp", "128"]), seed=3)
+        >>> config.d_mlp, config.d_model, config.lr, config.seed
+        (128, 64, 0.01, 3)
+    """
     names = ("steps", "lr", "weight_decay", "d_model", "heads", "d_mlp", "p", "train_fraction")
     values = {name: getattr(args, name) for name in names}
     return TransformerConfig(**values, data_seed=args.data_seed, seed=seed)
@@ -213,10 +219,20 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 
 COLUMNS = ("peak_step", "peak_confirmed_step", "lead", "peak_lead")
+"""The per-layer events that the summary table gives the median and range of."""
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    """Per seed and layer the events, then per layer the median [min, max] and the counts, as Markdown."""
+    """Per seed and layer the events, then per layer the median [min, max] and the counts, as Markdown.
+
+    Examples:
+        >>> events = {"peak_step": 150, "peak_confirmed_step": 250, "lead": 220, "peak_lead": 320,
+        ...           "peak_significant": True}
+        >>> run = {"seed": 0, "memorised_step": 90, "grokked_step": 470,
+        ...        "layers": {layer: events for layer in LAYERS}}
+        >>> print(table([run]).splitlines()[2])
+        | 0 | 90 | 470 | act | 150 | 250 | 220 | 320 | true |
+    """
     head = "| seed | memorised | grokked | layer | peak | peak confirmed | lead | peak lead | significant |"
     lines = [head, "|---" * 9 + "|"]
     for run in runs:
@@ -282,8 +298,8 @@ def transformer_figure(data: dict[str, Any]) -> Figure:
         axis.legend(fontsize="small", loc="best")
         step_axis(axis, log_x=False)
     axes[0].set_title(
-        f"seed {run['seed']}: dashed grey memorised, dashed green grokked (test > 0.98), dotted "
-        "synergy peak, dash-dot its confirmation; band ± 2 SD, hollow: not beyond chance",
+        f"seed {run['seed']}: dashed grey memorised, dashed green grokked (test > 0.98);\n"
+        "dotted: synergy peak, dash-dot: its confirmation; band ± 2 SD, hollow: not beyond chance",
         fontsize="small",
     )
     leads = figure.add_subplot(grid[:, 1])
@@ -297,8 +313,11 @@ def transformer_figure(data: dict[str, Any]) -> Figure:
             x = [position + offset] * len(shown)
             y = [e[key] for e in shown]
             leads.scatter(x, y, s=30, edgecolors="tab:blue", facecolors=faces, marker=marker)
+        if all(e["lead"] is None for e in events):
+            leads.text(position, 0, "no confirmed peak\nin any seed", ha="center", va="bottom")
     leads.axhline(0, color="grey", linewidth=0.8)
     leads.set_xticks(range(len(LAYERS)), list(LAYERS))
+    leads.set_xlim(-0.5, len(LAYERS) - 0.5)
     leads.set_ylabel("steps ahead of grokking (> 0: before)")
     leads.set_title(
         f"{len(runs)} seeds; circles: lead = grokking − confirmation (filled: significant "

@@ -64,17 +64,17 @@ class TransformerConfig:
 
     def training(self) -> GrokkingConfig:
         """The values the shared training loop reads (`grokking_setup.train_grokking`): data, AdamW, steps."""
-        return GrokkingConfig(
-            p=self.p,
-            train_fraction=self.train_fraction,
-            data_seed=self.data_seed,
-            hidden=self.d_mlp,
-            lr=self.lr,
-            betas=self.betas,
-            weight_decay=self.weight_decay,
-            steps=self.steps,
-            seed=self.seed,
+        shared = (
+            "p",
+            "train_fraction",
+            "data_seed",
+            "lr",
+            "betas",
+            "weight_decay",
+            "steps",
+            "seed",
         )
+        return GrokkingConfig(hidden=self.d_mlp, **{name: getattr(self, name) for name in shared})
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON values."""

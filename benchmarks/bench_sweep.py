@@ -6,8 +6,10 @@ oinfo_monitor.experiments.grokking_sweep --backend serial|pool|ray``, a fresh pr
 folder each), the backends interleaved in a rotating order, --repeats times. It prints every
 sweep's wall time (what a user waits for: imports, the pool's process start-up, the local Ray's
 start-up and shut-down, the figure), the speed-up against the serial sweep of the same repeat,
-the median and range of those ratios, and whether every backend gave the same per-run summaries
-(exit status 1 if not). Ray is skipped when it is not installed.
+the median and range of those ratios, the cores the sweep got (its processes' CPU seconds ÷ its
+wall seconds; not for Ray, whose workers are not this script's descendants), and whether every
+backend gave the same per-run summaries (exit status 1 if not). Ray is skipped when it is not
+installed.
 
     python benchmarks/bench_sweep.py               # the docs' table
     python benchmarks/bench_sweep.py --repeats 1   # quicker
@@ -19,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,6 +63,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds (user + system) of the finished processes started from here and their reaped descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def sweep(args: argparse.Namespace, backend: str, runs_dir: Path) -> dict[str, Any]:
     """One quiet sweep command on `backend` into `runs_dir`; its wall time and what each run found."""
     command = [sys.executable, "-m", "oinfo_monitor.experiments.grokking_sweep"]
@@ -69,6 +78,7 @@ def sweep(args: argparse.Namespace, backend: str, runs_dir: Path) -> dict[str, A
     if backend != "serial":
         command += ["--workers", str(args.workers)]
     load = os.getloadavg()[0]
+    cpu = children_cpu_seconds()
     started = time.perf_counter()
     subprocess.run(
         command,
@@ -78,11 +88,19 @@ def sweep(args: argparse.Namespace, backend: str, runs_dir: Path) -> dict[str, A
         stderr=subprocess.DEVNULL,
     )
     seconds = time.perf_counter() - started
+    cpu = children_cpu_seconds() - cpu
     runs = []
     for row in json.loads((runs_dir / "sweep.json").read_text(encoding="utf-8"))["runs"]:
         summary = json.loads(Path(row["summary"]).read_text(encoding="utf-8"))
         runs.append({"row": found(row), "summary": found(summary)})
-    return {"seconds": seconds, "load": load, "runs": runs}
+    return {"seconds": seconds, "cpu": cpu, "load": load, "runs": runs}
+
+
+def spread(values: list[float], unit: str) -> str:
+    """``median [min, max]`` of `values`, with `unit` after each number."""
+    return (
+        f"{statistics.median(values):.2f}{unit} [{min(values):.2f}{unit}, {max(values):.2f}{unit}]"
+    )
 
 
 def main() -> None:
@@ -98,6 +116,7 @@ def main() -> None:
         f"{args.workers} workers; backends {', '.join(backends)}"
     )
     seconds: dict[str, list[float]] = {backend: [] for backend in backends}
+    cores: dict[str, list[float]] = {backend: [] for backend in backends}
     reference: list[dict[str, Any]] | None = None
     equal = True
     with tempfile.TemporaryDirectory() as folder:
@@ -106,26 +125,22 @@ def main() -> None:
             for backend in order:
                 result = sweep(args, backend, Path(folder) / f"{backend}-{repeat}")
                 seconds[backend].append(result["seconds"])
+                cores[backend].append(result["cpu"] / result["seconds"])
                 reference = reference or result["runs"]
                 same = result["runs"] == reference
                 equal &= same
                 print(
-                    f"repeat {repeat + 1} {backend:>6}: {result['seconds']:7.1f} s "
-                    f"(load {result['load']:.1f} at start), per-run summaries "
+                    f"repeat {repeat + 1} {backend:>6}: {result['seconds']:7.1f} s, "
+                    f"{cores[backend][-1]:.2f} cores (load {result['load']:.1f} at start), per-run summaries "
                     f"{'equal to' if same else 'DIFFERENT from'} the first sweep's",
                     flush=True,
                 )
-    print(
-        "\n| backend | wall seconds (median [min, max]) | speed-up vs serial (median [min, max]) |"
-    )
-    print("| --- | --- | --- |")
+    print("\n| backend | wall seconds | speed-up vs serial | cores used |")
+    print("| --- | --- | --- | --- |")
     for backend in backends:
         ratios = [s / b for s, b in zip(seconds["serial"], seconds[backend], strict=True)]
-        walls = seconds[backend]
-        print(
-            f"| {backend} | {statistics.median(walls):.1f} [{min(walls):.1f}, {max(walls):.1f}] | "
-            f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}, {max(ratios):.2f}] |"
-        )
+        used = "–" if backend == "ray" else spread(cores[backend], "")
+        print(f"| {backend} | {spread(seconds[backend], '')} | {spread(ratios, 'x')} | {used} |")
     print(f"\nper-run summaries equal across backends and repeats: {'yes' if equal else 'NO'}")
     if not equal:
         raise SystemExit(1)

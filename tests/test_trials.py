@@ -83,17 +83,20 @@ def test_failing_trial_is_named_and_the_others_still_run() -> None:
     assert raised.value.__cause__ is cause and "seed must be >= 0, got -2" in str(raised.value)
 
 
-def test_interrupt_stops_the_pool_workers(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)]
+)
+def test_ctrl_c_or_kill_stops_the_pool_workers(tmp_path, signum, raised) -> None:
     def interrupt_once_both_run() -> None:
-        """Send Ctrl-C's signal to this process once both trials have started."""
+        """Signal this process (Ctrl-C, or kill PID) once both trials have started."""
         deadline = time.monotonic() + 60
         while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signum)
 
     threading.Thread(target=interrupt_once_both_run, daemon=True).start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(raised):
         run_trials(sleepy_trial, [(str(tmp_path), 120)] * 3, backend="pool", workers=2)
     assert time.monotonic() - started < 60  # the sleeping workers were stopped, not waited for
     pids = [int(path.name) for path in tmp_path.iterdir()]
@@ -101,6 +104,7 @@ def test_interrupt_stops_the_pool_workers(tmp_path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the caller's handling is back
 
 
 def test_ray_tasks_give_serial_results_and_name_a_failure(serial) -> None:

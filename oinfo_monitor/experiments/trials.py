@@ -11,7 +11,7 @@ trials are seeded and each runs with the same number of torch threads (``threads
   the sweeps, the runs folder on a shared file system). An already initialised Ray is used as is.
 
 Every trial runs even when another fails; then `TrialError` names each failed trial by its
-arguments. Ctrl-C (or any exception raised by ``on_result``) stops the workers.
+arguments. Ctrl-C, SIGTERM (``kill PID``) or an exception raised by ``on_result`` stops the workers.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import inspect
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -145,7 +146,10 @@ def run_trials(
     workers = min(workers or default_workers(threads), max(len(trials), 1))
     results: list[Any] = []
     failures: list[tuple[tuple[Any, ...], Exception]] = []
-    with _submitted(function, trials, backend, workers, threads, address) as getters:
+    with (
+        _terminate_stops_trials(),
+        _submitted(function, trials, backend, workers, threads, address) as getters,
+    ):
         for arguments, get in zip(trials, getters, strict=True):
             try:
                 result = get()
@@ -178,6 +182,31 @@ def _submitted(
     return contextlib.nullcontext(
         [functools.partial(call, function, arguments, threads) for arguments in trials]
     )
+
+
+@contextlib.contextmanager
+def _terminate_stops_trials() -> Iterator[None]:
+    """While trials run, SIGTERM (``kill PID``, the way to stop a sweep run in the background, where
+    Ctrl-C is ignored) exits through the backends' clean-up, as Ctrl-C does, so no worker is left behind.
+
+    Only from the main thread and only where SIGTERM has its default action (no handler of the caller's).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        """Exit with the status a SIGTERM gives (128 + 15), unwinding through the clean-up."""
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _register_worker(pids: Any) -> None:

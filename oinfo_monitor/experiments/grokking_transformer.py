@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.figure = args.figure or args.folder / "figure.png"
     runs = [run_seed(args, seed) for seed in args.seeds]
     flags = sys.argv[1:] if argv is None else argv
-    data = {"command": ["python", "demos/grokking_transformer.py", *flags], "runs": runs}
+    command = ["python", "-m", "oinfo_monitor.experiments.grokking_transformer", *flags]
+    data = {"command": command, "runs": runs}
     args.data.parent.mkdir(parents=True, exist_ok=True)
     args.data.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     text = table(runs)

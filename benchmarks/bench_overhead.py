@@ -10,7 +10,9 @@ A second table compares evaluation on the training thread (foreground) with eval
 background (``background=True``: the training thread only captures the probe's activations) for
 the defaults at every=10: wall time against training without the monitor (closing the monitor,
 which waits for the background queue, included) and the share of the training thread's time
-spent inside ``monitor.step()``.
+spent inside ``monitor.step()``, in wall seconds and in the training thread's CPU seconds
+(``time.thread_time``; on a machine other work keeps busy, wall seconds also count the waits for
+a core).
 
     python benchmarks/bench_overhead.py              # both tables, for the docs
     python benchmarks/bench_overhead.py --steps 300  # quicker
@@ -69,6 +71,8 @@ class Run:
     wall: float
     evaluations: list[float] = field(default_factory=list)
     in_step: float = 0.0
+    cpu: float = 0.0  # the training thread's CPU seconds (time.thread_time), whole run
+    cpu_in_step: float = 0.0  # of which inside monitor.step()
 
 
 def train(steps: int, data: Any, monitor_options: dict[str, Any] | None, every: int) -> Run:
@@ -87,19 +91,21 @@ def train(steps: int, data: Any, monitor_options: dict[str, Any] | None, every: 
             on_evaluation=lambda evaluation: run.evaluations.append(evaluation.seconds),
             **monitor_options,
         )
-    start = time.perf_counter()
+    start, thread_start = time.perf_counter(), time.thread_time()
     for step in range(1, steps + 1):
         loss = nn.functional.cross_entropy(model(data.x_train), data.y_train)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if monitor is not None:
-            tic = time.perf_counter()
+            tic, cpu = time.perf_counter(), time.thread_time()
             monitor.step(step)
             run.in_step += time.perf_counter() - tic
+            run.cpu_in_step += time.thread_time() - cpu
     if monitor is not None:
         monitor.close()
     run.wall = time.perf_counter() - start
+    run.cpu = time.thread_time() - thread_start
     return run
 
 
@@ -137,20 +143,29 @@ def background_table(args: argparse.Namespace, data: Any) -> None:
     modes = {"no monitor": None, "foreground": {}, "background": {"background": True}}
     ratios: dict[str, list[float]] = {name: [] for name in modes}
     shares: dict[str, list[float]] = {name: [] for name in modes}
+    cpu_shares: dict[str, list[float]] = {name: [] for name in modes}
     for repeat in range(args.repeats):
         runs = {name: train(args.steps, data, options, 10) for name, options in modes.items()}
         for name, run in runs.items():
             ratios[name].append(run.wall / runs["no monitor"].wall)
             shares[name].append(run.in_step / run.wall)
+            cpu_shares[name].append(run.cpu_in_step / run.cpu)
             print(
                 f"repeat {repeat + 1}: {name:12s} every=10 {run.wall:7.2f} s, "
                 f"{run.in_step:6.2f} s in step(), {len(run.evaluations)} evaluations",
                 flush=True,
             )
-    print("\n| defaults, every=10 | wall / no monitor: median (range) | time in step() / wall |")
-    print("| --- | ---: | ---: |")
+    print(
+        "\n| defaults, every=10 | wall / no monitor | time in step() / wall | "
+        "training thread's CPU in step() / its CPU |"
+    )
+    print("| --- | ---: | ---: | ---: |")
     for name in list(modes)[1:]:
-        print(f"| {name} | {spread(ratios[name], 'x')} | {spread(shares[name], '%')} |")
+        print(
+            f"| {name} | {spread(ratios[name], 'x')} | {spread(shares[name], '%')} | "
+            f"{spread(cpu_shares[name], '%')} |"
+        )
+    print("(median and range over the repeats)")
 
 
 def spread(values: list[float], unit: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 import time
 
@@ -18,7 +19,9 @@ class Progress:
     the steps) with evaluations that cost as much as dozens of training steps makes a bar counting
     steps crawl at first and then promise far too little. This bar advances in seconds: it is the time
     elapsed out of the time elapsed plus the time left, estimated from the mean seconds per
-    training step and per evaluation so far. With the evaluations in the background, training and
+    training step and per evaluation so far. Evaluations that computed chance levels (the same
+    search on surrogates, every `null_every` evaluations, many times a plain evaluation's cost) are
+    averaged apart and expected at that cadence. With the evaluations in the background, training and
     scoring overlap and the time left is the longer of the two queues; otherwise it is their sum.
     `stepped` is called on the training thread, `evaluated` (the monitor's `on_evaluation`) on the
     worker's; a lock keeps them apart.
@@ -32,12 +35,21 @@ class Progress:
     """
 
     def __init__(
-        self, steps: int, evaluations: int, background: bool, quiet: bool, desc: str = "training"
+        self,
+        steps: int,
+        evaluations: int,
+        background: bool,
+        quiet: bool,
+        desc: str = "training",
+        null_every: int = 0,
     ) -> None:
-        """A bar for `steps` training steps and `evaluations` evaluations (`quiet`: no bar)."""
+        """A bar for `steps` training steps and `evaluations` evaluations (`quiet`: no bar), with
+        chance levels every `null_every` evaluations (0: none)."""
         self.steps, self.evaluations, self.background = steps, evaluations, background
+        self.null_every = null_every
         self.steps_done = self.evaluations_done = 0
         self.training_seconds = self.evaluation_seconds = self.monitor_seconds = 0.0
+        self.costs: dict[bool, list[float]] = {False: [], True: []}  # by "computed chance levels"
         self.accuracy = self.synergy = ""
         self.lock = threading.Lock()
         self.started = self.last = self.shown = time.perf_counter()
@@ -63,6 +75,8 @@ class Progress:
         with self.lock:
             self.evaluations_done += 1
             self.evaluation_seconds += evaluation.seconds
+            chance = any(r.get("chance_step") == evaluation.step for r in evaluation.records)
+            self.costs[chance].append(evaluation.seconds)
             if evaluation.summary:  # the first layer's headline synergy
                 synergy = next(iter(evaluation.summary.values()))[0]
                 self.synergy = f"min Ω {synergy:.3f} bits"
@@ -71,9 +85,12 @@ class Progress:
     def left(self) -> float:
         """Estimated seconds until training and every evaluation are done."""
         per_step = self.training_seconds / max(self.steps_done, 1)
-        per_evaluation = self.evaluation_seconds / max(self.evaluations_done, 1)
         training = (self.steps - self.steps_done) * per_step
-        scoring = (self.evaluations - self.evaluations_done) * per_evaluation
+        everything = self.costs[False] + self.costs[True]
+        mean = {kind: statistics.fmean(c or everything or [0.0]) for kind, c in self.costs.items()}
+        pending = range(self.evaluations_done, self.evaluations)
+        chance = sum(self.null_every > 0 and i % self.null_every == 0 for i in pending)
+        scoring = (len(pending) - chance) * mean[False] + chance * mean[True]
         return max(training, scoring) if self.background else training + scoring
 
     def _show(self, now: float) -> None:

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from oinfo_monitor.monitor.scoring import Scores
 
@@ -59,6 +59,24 @@ def balanced_owners(widths: Mapping[str, int], ranks: int) -> dict[str, int]:
     return {name: owners[name] for name in widths}
 
 
+def sharded(model: nn.Module) -> bool:
+    """Whether the model's parameters are sharded over the ranks (FSDP or FSDP2), so that its
+    forward is a collective every rank must join.
+
+    Examples:
+        >>> sharded(nn.Linear(2, 2))
+        False
+    """
+    if not torch.distributed.is_available():
+        return False
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters()) or any(
+        isinstance(m, FullyShardedDataParallel) for m in model.modules()
+    )
+
+
 def checksum(values: Tensor) -> float:
     """A fingerprint of one layer's activations, compared across ranks (float64 sum of all entries)."""
     return float(values.detach().double().sum())
@@ -78,12 +96,18 @@ class RankShare:
     group: Any = None
 
     @classmethod
-    def build(cls, widths: Mapping[str, int], split: bool) -> RankShare:
+    def build(cls, widths: Mapping[str, int], split: bool, model: nn.Module) -> RankShare:
         """This process's share: the layers split over the ranks when `split` and there are
-        several ranks and gloo (a collective: every rank must build its monitor)."""
+        several ranks and gloo (a collective: every rank must build its monitor). A sharded
+        `model` without the split raises: its probe would run on rank 0 alone and wait forever."""
         rank, ranks = world()
         dist = torch.distributed
         if ranks == 1 or not split or not dist.is_gloo_available():
+            if ranks > 1 and sharded(model):
+                raise ValueError(
+                    "the model's parameters are sharded (FSDP): every rank must run the probe, "
+                    "which needs split_ranks=True and torch.distributed's gloo backend"
+                )
             return cls(rank, ranks, dict.fromkeys(widths, 0))
         group = dist.new_group(backend="gloo", timeout=EXCHANGE_TIMEOUT)
         return cls(rank, ranks, balanced_owners(widths, ranks), group)

@@ -49,7 +49,7 @@ from oinfo_monitor.monitor.options import Forward, MonitorSettings, OInfoMonitor
 from oinfo_monitor.monitor.preflight import check_sizes, dry_run
 from oinfo_monitor.monitor.probe import keyword_probe, materialize_probe
 from oinfo_monitor.monitor.records import Evaluation, earlier_records, headline
-from oinfo_monitor.monitor.scoring import LayerScorer, Scores, assemble, problems
+from oinfo_monitor.monitor.scoring import LayerScorer, assemble, problems
 from oinfo_monitor.monitor.sinks import DEFAULT_TAG_BUDGET, Sink, monitor_sinks
 from oinfo_monitor.monitor.steps import Schedule, StepGate
 from oinfo_monitor.monitor.trust import Trust
@@ -214,7 +214,7 @@ class OInfoMonitor:
             for name, module in self.layers.items()
         }
         check_sizes(self.search_options, widths, self.size_limits, self.n_samples, self.target)
-        self.share = RankShare.build(widths, split_ranks)
+        self.share = RankShare.build(widths, split_ranks, model)
         self.active = self.share.rank == 0  # the rank that writes
         self.history: list[dict[str, Any]] = []
         self.evaluations = 0
@@ -360,7 +360,6 @@ class OInfoMonitor:
         """Score every layer, or under a split this rank's share, gathered on rank 0 (None on
         the others); layer-level problems skip the layer, with one warning."""
         began = time.perf_counter()
-        scores: Scores | None
         if self.share.splitting:
             scores = self.share.exchange(captured, functools.partial(self.scorer.score, step))
         elif isinstance(captured, Exception):

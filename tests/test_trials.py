@@ -52,32 +52,25 @@ def serial() -> list[dict]:
     return run_trials(tiny_trial, TRIALS, backend="serial")
 
 
-def test_pool_gives_serial_results_in_submission_order(serial) -> None:
+def test_pool_gives_serial_results_in_order_and_names_a_failing_trial(serial) -> None:
     seen = []
-    results = run_trials(
-        tiny_trial, TRIALS, backend="pool", workers=2, on_result=lambda a, r: seen.append(a)
-    )
-    assert outcome(results) == outcome(serial)
-    assert [result["seed"] for result in results] == [3, 1]
-    assert seen == TRIALS  # on_result in submission order too
-    assert all(result["pid"] != os.getpid() for result in results)  # they ran elsewhere
-    assert {result["threads"] for result in results} == {1}
-    assert serial[0]["losses"][-1] < serial[0]["losses"][0]  # the trial does train
-
-
-def test_failing_trial_is_named_and_the_others_still_run() -> None:
-    seen = []
+    trials = [TRIALS[0], (-2, 5), TRIALS[1]]  # a failing trial between the two
     with pytest.raises(
         TrialError, match=r"1 of 3 trials failed: tiny_trial\(seed=-2, steps=5\)"
     ) as raised:
         run_trials(
             tiny_trial,
-            [(0, 5), (-2, 5), (4, 5)],
+            trials,
             backend="pool",
             workers=2,
-            on_result=lambda arguments, result: seen.append(result["seed"]),
+            on_result=lambda a, r: seen.append((a, r)),
         )
-    assert seen == [0, 4]
+    assert [arguments for arguments, _ in seen] == TRIALS  # the others ran, in submission order
+    results = [result for _, result in seen]
+    assert outcome(results) == outcome(serial)
+    assert all(result["pid"] != os.getpid() for result in results)  # they ran elsewhere
+    assert {result["threads"] for result in results} == {1}
+    assert serial[0]["losses"][-1] < serial[0]["losses"][0]  # the trial does train
     ((arguments, cause),) = raised.value.failures
     assert arguments == (-2, 5) and isinstance(cause, ValueError)
     assert raised.value.__cause__ is cause and "seed must be >= 0, got -2" in str(raised.value)

@@ -25,7 +25,7 @@ TINY = [
     "--max-size", "5", "--exhaustive-to", "4", "--every", "50",
     "--retrain-epochs", "1", "--random-draws", "1",
     "--target", "discrete", "continuous",
-    "--data-root", str(DATA), "--quiet",
+    "--data-root", str(DATA), "--quiet", "--backend", "serial",  # no pool start-up in a test
 ]  # fmt: skip
 
 

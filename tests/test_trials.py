@@ -1,5 +1,6 @@
 """Tests for the sweeps' trial runner (oinfo_monitor/experiments/trials.py): pool and Ray give serial's results in order, failures name their trial, Ctrl-C stops the workers."""
 
+import json
 import os
 import signal
 import sys
@@ -162,3 +163,39 @@ def test_mnist_sweep_takes_the_backend_flags() -> None:
     args = mnist_layerwise.parse_args(["--quick", "--backend", "serial", "--workers", "2"])
     assert (args.backend, args.workers, args.ray_address) == ("serial", 2, None)
     assert mnist_layerwise.parse_args([]).backend == "pool"
+
+
+def test_grokking_sweep_merges_settings_run_with_different_steps(tmp_path) -> None:
+    from oinfo_monitor.experiments import grokking_sweep
+
+    def row(setting: str, seed: int, steps: int, grokked: int | None) -> dict:
+        values = dict.fromkeys(grokking_sweep.COLUMNS)
+        values.update(grokking_step=grokked, lead=None if grokked is None else grokked - 300)
+        return {
+            "setting": setting,
+            "seed": seed,
+            "steps": steps,
+            "peak_significant": None,
+            **values,
+        }
+
+    for name, steps, rows in (
+        ("short", 2000, [row("wd10", 0, 2000, None), row("wd10", 1, 2000, None)]),
+        ("long", 4000, [row("wd0.1", 0, 4000, 2400), row("wd0.1", 1, 4000, 2600)]),
+    ):
+        (tmp_path / name).mkdir()
+        record = {"flags": {"steps": steps}, "runs": rows, "by_setting": {}, "wall_seconds": 1.0}
+        (tmp_path / name / "sweep.json").write_text(json.dumps(record))
+    result = grokking_sweep.merged([str(tmp_path / "short"), str(tmp_path / "long")])
+    assert [source["flags"]["steps"] for source in result["sources"]] == [2000, 4000]
+    assert [(r["setting"], r["seed"]) for r in result["runs"]] == [
+        ("wd10", 0), ("wd10", 1), ("wd0.1", 0), ("wd0.1", 1),
+    ]  # fmt: skip
+    stats = result["by_setting"]
+    assert stats["wd0.1"]["grokking_step"]["median"] == 2500
+    assert stats["wd0.1"]["confirmed_before_grokking"] == 2
+    assert stats["wd10"]["grokking_step"]["n"] == 0
+    text = grokking_sweep.table(result["runs"], stats)
+    # each setting's missing values are said with its own number of steps
+    assert "no grokking within 2000 steps" in text and "2500 [2400, 2600]" in text
+    assert "no grokking within 4000 steps" not in text

@@ -107,6 +107,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="folder of the runs and results (default: runs/sweep, or runs/sweep-quick)",
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        default=None,
+        help="run nothing: combine the sweep.json of finished sweeps (settings run with different "
+        "--steps, say) into one table, figure and sweep.json in --runs-dir",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.log_points, args.every = args.seeds[:2], 1500, 40, 0
@@ -144,7 +152,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
         row["rise_step"] = grokking_step(log, threshold=0.5)
         row["peak_significant"] = summary.get("peak_significant")
         row["grokked_step"], row["peak_step"] = row["grokking_step"], row["synergy_peak_step"]
-        row["wall_seconds"] = summary["wall_seconds"]
+        row["steps"], row["wall_seconds"] = summary["config"]["steps"], summary["wall_seconds"]
         row["summary"] = summary["paths"]["summary"]
         rows.append(row)
         results = ", ".join(f"{h} {row[k]}" for h, k in zip(HEADERS, COLUMNS, strict=True))
@@ -167,7 +175,7 @@ def recorded_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {
         key: value
         for key, value in vars(args).items()
-        if key not in {"backend", "workers", "ray_address"}
+        if key not in {"backend", "workers", "ray_address", "merge"}
     }
 
 
@@ -203,8 +211,9 @@ def cell(stats: dict[str, Any], missing: str) -> str:
     return text + (f" ({stats['missing']}: {missing})" if stats["missing"] else "")
 
 
-def table(rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]], steps: int) -> str:
+def table(rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]]) -> str:
     """The per-run table and the per-setting medians, as Markdown tables."""
+    steps = {row["setting"]: row["steps"] for row in rows}
     lines = [
         "| setting | seed | " + " | ".join(HEADERS) + " | peak significant |",
         "|---" * (3 + len(HEADERS)) + "|",
@@ -214,7 +223,7 @@ def table(rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]], steps: i
         values.append(str(row["peak_significant"]).lower())
         lines.append(f"| {row['setting']} | {row['seed']} | " + " | ".join(values) + " |")
     lines += [
-        f"\nnone: no memorisation / no grokking within {steps} steps, or no synergy peak "
+        "\nnone: no memorisation / no grokking within the run's steps, or no synergy peak "
         "confirmed by the PhaseTracker; medians are over the runs that have a value [min, max]",
         "",
         "| setting | " + " | ".join(HEADERS) + " | confirmed before grokking | peak before "
@@ -222,7 +231,7 @@ def table(rows: list[dict[str, Any]], stats: dict[str, dict[str, Any]], steps: i
         "|---" * (4 + len(HEADERS)) + "|",
     ]
     for setting, s in stats.items():
-        cells = " | ".join(cell(s[k], missing_text(k, steps)) for k in COLUMNS)
+        cells = " | ".join(cell(s[k], missing_text(k, steps[setting])) for k in COLUMNS)
         firsts = " | ".join(f"{s[name]}/{s[column]['n']}" for column, name in LEADS.items())
         firsts += f" | {s['significant_peaks']}/{s['runs']}"
         lines.append(f"| {setting} | {cells} | {firsts} |")
@@ -293,23 +302,46 @@ def sweep_figure(rows: list[dict[str, Any]], steps: int) -> Figure:
     return figure
 
 
+def merged(folders: Sequence[str]) -> dict[str, Any]:
+    """The runs of several finished sweeps as one result, each source's flags kept beside them.
+
+    Each run keeps its own ``wall_seconds``; a sweep's total is not summed, since a sweep that
+    read its runs back measured only the reading.
+    """
+    sweeps = [json.loads((Path(f) / "sweep.json").read_text(encoding="utf-8")) for f in folders]
+    rows = [row for sweep in sweeps for row in sweep["runs"]]
+    return {
+        "sources": [
+            {"runs_dir": f, "flags": s["flags"]} for f, s in zip(folders, sweeps, strict=True)
+        ],
+        "runs": rows,
+        "by_setting": statistics_by_setting(rows),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the sweep, then write the table, the figure and the JSON into the runs folder."""
+    """Run the sweep (or merge finished ones), then write the table, the figure and the JSON."""
     args = parse_args(argv)
     started = time.perf_counter()
-    rows = run_all(args)
-    stats = statistics_by_setting(rows)
     out = Path(args.runs_dir)
-    results = {
-        "flags": recorded_flags(args),
-        "runs": rows,
-        "by_setting": stats,
-        "wall_seconds": time.perf_counter() - started,
-    }
+    if args.merge:
+        results = merged(args.merge)
+        steps = max(source["flags"]["steps"] for source in results["sources"])
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        rows = run_all(args)
+        results = {
+            "flags": recorded_flags(args),
+            "runs": rows,
+            "by_setting": statistics_by_setting(rows),
+            "wall_seconds": time.perf_counter() - started,
+        }
+        steps = args.steps
+    rows, stats = results["runs"], results["by_setting"]
     (out / "sweep.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    text = table(rows, stats, args.steps)
+    text = table(rows, stats)
     (out / "sweep.md").write_text(text + "\n", encoding="utf-8")
-    sweep_figure(rows, args.steps).savefig(out / "sweep.png", dpi=110)
+    sweep_figure(rows, steps).savefig(out / "sweep.png", dpi=110)
     print(text)
     print(f"\nwrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
     return results

@@ -58,8 +58,9 @@ def ddp_worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_only_rank_zero_computes_and_no_rank_blocks(tmp_path: Path) -> None:
-    """Under DDP rank 0 evaluates and writes; rank 1 returns None at once; both finish."""
+def test_ddp_only_rank_zero_returns_and_writes_and_no_rank_blocks(tmp_path: Path) -> None:
+    """Under DDP both ranks score their share of the layers, but only rank 0 returns the
+    evaluation and writes the history; rank 1 returns None; both finish."""
     context = torch.multiprocessing.start_processes(
         ddp_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=False, start_method="spawn"
     )

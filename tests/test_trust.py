@@ -207,3 +207,17 @@ def test_the_chance_level_is_reused_until_due_or_the_neuron_count_drifts() -> No
     drifted = wide.select(list(range(17)))  # 3 of 20 gone: beyond it
     assert trust.chance("h", 4, same_count, OPTIONS)[0] == 3  # type: ignore[index]
     assert trust.chance("h", 5, drifted, OPTIONS)[0] == 5  # type: ignore[index]
+
+
+def test_copula_values_refuse_a_second_target_or_tie_policy() -> None:
+    """Copula values fixed their target and ties; a y or ties given beside them is an error,
+    not silently ignored."""
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    values = copula_values(x)
+    found = search(x, sizes=[3], strategy="exhaustive")
+    with pytest.raises(ValueError, match="already copula values"):
+        bootstrap_noise(values, found, ties="average")
+    with pytest.raises(ValueError, match="already copula values"):
+        chance_levels(values, surrogates=2, y=torch.zeros(300), search_options={"sizes": [3]})
+    # the same values without them give what the raw data gives
+    assert bootstrap_noise(values, found).synergy_sd == bootstrap_noise(x, found).synergy_sd

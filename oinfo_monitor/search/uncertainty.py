@@ -73,6 +73,25 @@ class ChanceLevels:
         return self.synergy[nearest], self.redundancy[nearest]
 
 
+def _copula_of(
+    x: Tensor | CopulaValues,
+    y: Tensor | None,
+    ties: TiePolicy | None,
+    seed: int,
+    columns: list[int] | None = None,
+) -> CopulaValues:
+    """The copula values of `x` (of its `columns`), transformed here unless `x` already is them."""
+    if isinstance(x, CopulaValues):
+        if y is not None or ties is not None:
+            raise ValueError(
+                "x is already copula values, whose target and tie policy were fixed by "
+                "copula_values: pass y and ties there, not here"
+            )
+        return x if columns is None else x.select(columns)
+    data = x if columns is None else x[:, columns]
+    return copula_values(data, y=y, ties=ties or "random", seed=seed)
+
+
 def bootstrap_noise(
     x: Tensor | CopulaValues,
     result: SearchResult,
@@ -81,14 +100,14 @@ def bootstrap_noise(
     resamples: int = 10,
     max_sizes: int | None = 8,
     y: Tensor | None = None,
-    ties: TiePolicy = "random",
+    ties: TiePolicy | None = None,
     bias_correct: bool = True,
     seed: int = 0,
 ) -> Noise:
     """SD over bootstrap resamples of the Ω of each multiplet `result` chose, and of its headline.
 
-    `x` [samples, neurons] holds the data the search ran on, or its copula values (then `y`,
-    `ties` and `seed` are theirs); column i is neuron `index_map[i]` of `result`'s members
+    `x` [samples, neurons] holds the data the search ran on (`ties` default ``"random"``), or its
+    copula values, which fixed `y` and `ties` (passing them as well is an error); column i is neuron `index_map[i]` of `result`'s members
     (default: neuron i). The members' columns are copula-transformed once; each resample
     draws the rows of those values with replacement and re-scores every chosen multiplet (see the
     module docstring for why that SD holds the tie noise). A resample in which a member is
@@ -124,10 +143,7 @@ def bootstrap_noise(
     renumbered = [tuple(sorted(position[column_of[m]] for m in members)) for members in chosen]
     unique = sorted(set(renumbered))
     slot = [unique.index(members) for members in renumbered]
-    if isinstance(x, CopulaValues):
-        values = x.select(columns)
-    else:
-        values = copula_values(x[:, columns], y=y, ties=ties, seed=seed)
+    values = _copula_of(x, y, ties, seed, columns)
     generator = torch.Generator().manual_seed(seed)
     scored: list[Tensor] = []
     for _ in range(2 * resamples):
@@ -183,7 +199,7 @@ def chance_levels(
     surrogates: int = 19,
     quantile: float = 0.05,
     y: Tensor | None = None,
-    ties: TiePolicy = "random",
+    ties: TiePolicy | None = None,
     bias_correct: bool = True,
     seed: int = 0,
     search_options: Mapping[str, Any] | None = None,
@@ -192,8 +208,8 @@ def chance_levels(
 
     `search_options` are the keyword options of `search_covariance` (``sizes``, ``strategy``,
     strategy options, ``size_limit``) exactly as the real search got them. Deterministic for a
-    given `seed`. `x` may also be the copula values of the data (then `y` and `ties` are theirs),
-    which spares the transform.
+    given `seed`. `x` may also be the copula values of the data, which spares the transform and
+    fixed `y` and `ties` (passing them as well is an error; `ties` default ``"random"``).
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -208,7 +224,7 @@ def chance_levels(
         raise ValueError(f"quantile must lie strictly between 0 and 0.5, got {quantile!r}")
     options = dict(search_options or {})
     generator = torch.Generator().manual_seed(seed)
-    values = x if isinstance(x, CopulaValues) else copula_values(x, y=y, ties=ties, seed=seed + 1)
+    values = _copula_of(x, y, ties, seed + 1)
     found: list[SearchResult] = []
     for _ in range(surrogates):
         stats = values.permuted(generator).state(bias_correct=bias_correct)

@@ -3,7 +3,9 @@
 `tests/data/golden.json` was written by this file's `compute()` on the code of commit
 "Drop-in: CLI and retraining share ..." (before the sub-package layout). A refactoring that moves
 code must leave every number identical; a change that is meant to move numbers must say so and
-re-record (``python tests/test_golden.py``).
+re-record (``python tests/test_golden.py``). Re-recorded once so far: when batches of fewer than
+768 blocks moved from the unrolled Cholesky to LAPACK (`estimators.logdets`), which moved values by
+at most 3.6e-15 bits and no multiplet's members.
 """
 
 from __future__ import annotations

@@ -64,3 +64,32 @@ def test_main_reads_results_and_writes_json_with_never_as_null(tmp_path: Path) -
     assert all(row["final_test"]["synergy_rank"] == 1.0 for row in saved["networks"])
     assert saved["tests"]["final_test"]["rank_sum"] == 3.0  # best of 5 in all 3 networks
     assert saved["tests"]["final_test"]["p_value"] == pytest.approx(2 / 125)
+
+
+def test_until_compares_every_network_over_the_same_first_steps(tmp_path: Path) -> None:
+    """A network retrained longer is cut at --until: its later accuracy and a late grokking step
+    no longer count, and a run shorter than --until is refused."""
+    curve = {"steps": [0, 500, 1000, 1500], "neurons": {"hidden": [0, 1]}}
+    late = {
+        **curve,
+        "train_acc": [0.0] * 4,
+        "test_acc": [0.0, 0.2, 0.4, 1.0],
+        "steps_to_grok": 1500,
+    }
+    early = {
+        **curve,
+        "train_acc": [0.0] * 4,
+        "test_acc": [0.0, 0.5, 0.99, 0.99],
+        "steps_to_grok": 1000,
+    }
+    path = tmp_path / "net" / "retrain.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"runs": {"synergy": late, "random:0": early}}), encoding="utf-8")
+    whole = main([str(path)])["networks"][0]
+    cut = main([str(path), "--until", "1000"])["networks"][0]
+    assert whole["final_test"]["synergy"] == 1.0 and whole["final_test"]["synergy_rank"] == 1.0
+    assert cut["final_test"]["synergy"] == 0.4 and cut["final_test"]["synergy_rank"] == 2.0
+    assert whole["steps_to_grok"]["synergy"] == 1500 and cut["steps_to_grok"]["synergy"] is None
+    assert cut["mean_test"]["synergy"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="before --until 2000"):
+        main([str(path), "--until", "2000"])

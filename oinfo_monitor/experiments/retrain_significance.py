@@ -13,7 +13,9 @@ p-value is two-sided (the sum as far from its null mean as observed, either way)
 Metrics (rank 1 = best): ``final_test`` (test accuracy at the end, higher is better),
 ``mean_test`` (mean test accuracy over the run, higher is better: who learns faster), and
 ``steps_to_grok`` (first evaluated step with test accuracy above the threshold; lower is better,
-never = worst).
+never = worst). ``--until STEP`` compares the runs over their first STEP steps only, so that
+networks retrained for different lengths are compared over the same schedule (training is the
+same step for step, so a run's first STEP steps are those of a run of STEP steps).
 
     python demos/retrain_significance.py runs/retrain5/*/retrain.json --out docs/data/retrain_grokking.json
 """
@@ -34,15 +36,24 @@ METRICS = {"final_test": True, "mean_test": True, "steps_to_grok": False}
 """Each metric and whether higher is better."""
 
 
-def metric_values(run: Mapping[str, Any]) -> dict[str, float]:
-    """The three metrics of one retraining run (a `RunResult` as saved in ``retrain.json``).
+def metric_values(run: Mapping[str, Any], until: int | None = None) -> dict[str, float]:
+    """The three metrics of one retraining run (a `RunResult` as saved in ``retrain.json``),
+    over its evaluations at steps up to `until` (None: all of them).
 
     Examples:
-        >>> metric_values({"test_acc": [0.1, 0.5, 1.0], "steps_to_grok": None})
-        {'final_test': 1.0, 'mean_test': 0.5333333333333333, 'steps_to_grok': inf}
+        >>> run = {"steps": [0, 10, 20], "test_acc": [0.1, 0.5, 1.0], "steps_to_grok": 20}
+        >>> metric_values(run)
+        {'final_test': 1.0, 'mean_test': 0.5333333333333333, 'steps_to_grok': 20.0}
+        >>> metric_values(run, until=10)
+        {'final_test': 0.5, 'mean_test': 0.3, 'steps_to_grok': inf}
     """
-    test = run["test_acc"]
-    grok = run["steps_to_grok"]
+    test, grok = run["test_acc"], run["steps_to_grok"]
+    if until is not None:
+        steps = run["steps"]
+        if steps[-1] < until:
+            raise ValueError(f"a run ends at step {steps[-1]}, before --until {until}")
+        test = [acc for step, acc in zip(steps, test, strict=True) if step <= until]
+        grok = grok if grok is not None and grok <= until else None
     return {
         "final_test": float(test[-1]),
         "mean_test": float(np.mean(test)),
@@ -89,11 +100,11 @@ def rank_sum_test(ranks: Sequence[Sequence[float]]) -> dict[str, float]:
     }
 
 
-def compare(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def compare(results: Mapping[str, Mapping[str, Any]], until: int | None = None) -> dict[str, Any]:
     """Per network and metric the synergistic sub-network's values and ranks; the tests over networks.
 
     `results` maps a network's name to its ``retrain.json`` content; its runs must include
-    ``synergy`` and the random draws ``random:<i>``.
+    ``synergy`` and the random draws ``random:<i>``; `until` as in `metric_values`.
 
     Examples:
         >>> run = lambda acc: {"test_acc": [0.0, acc], "steps_to_grok": None}
@@ -108,8 +119,8 @@ def compare(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         draws = sorted(label for label in runs if label.startswith("random:"))
         if "synergy" not in runs or not draws:
             raise ValueError(f"{name}: needs a 'synergy' run and random draws, got {sorted(runs)}")
-        synergy = metric_values(runs["synergy"])
-        random = [metric_values(runs[label]) for label in draws]
+        synergy = metric_values(runs["synergy"], until)
+        random = [metric_values(runs[label], until) for label in draws]
         row: dict[str, Any] = {"network": name, "random_draws": len(draws)}
         for metric, higher in METRICS.items():
             network_ranks = synergy_rank(synergy[metric], [r[metric] for r in random], higher)
@@ -123,7 +134,12 @@ def compare(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         row["selection"] = result.get("selection", {})
         networks.append(row)
     tests = {metric: rank_sum_test(ranks[metric]) for metric in METRICS}
-    return {"networks": networks, "tests": tests, "test": "exact rank-sum permutation test"}
+    return {
+        "networks": networks,
+        "tests": tests,
+        "test": "exact rank-sum permutation test",
+        "until": until,
+    }
 
 
 def finite(value: float) -> float | None:
@@ -184,12 +200,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="retrain.json files, one per network")
     parser.add_argument("--out", default=None, help="write the comparison here (JSON)")
+    parser.add_argument(
+        "--until", type=int, default=None, help="compare over the first UNTIL steps of every run"
+    )
     args = parser.parse_args(argv)
     results = {
         Path(path).parent.name: json.loads(Path(path).read_text(encoding="utf-8"))
         for path in args.results
     }
-    comparison = compare(results)
+    comparison = compare(results, args.until)
     print(table(comparison))
     if args.out:
         Path(args.out).write_text(json.dumps(comparison, indent=1) + "\n", encoding="utf-8")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor
+
+from oinfo_monitor.estimators.validation import TargetModel
 
 LN2 = math.log(2.0)
 """Natural log of 2: divide nats by it to get bits."""
@@ -81,9 +82,7 @@ def entropy_bits(logdet: Tensor, dims: int, count: int, samples: int, bias_corre
     return nats / LN2
 
 
-def supported_size(
-    samples: int, target: Literal["none", "continuous", "discrete"] = "none", classes: int = 0
-) -> int:
+def supported_size(samples: int, target: TargetModel = "none", classes: int = 0) -> int:
     """Largest multiplet (neurons) whose Ω `samples` estimate reliably: `SAMPLES_PER_VARIABLE`
     samples per variable.
 

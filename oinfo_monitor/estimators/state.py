@@ -23,7 +23,12 @@ from oinfo_monitor.estimators.entropy import entropy_bits, supported_size
 from oinfo_monitor.estimators.logdets import block_logdets
 from oinfo_monitor.estimators.multiplets import MultipletsLike, parse_multiplets
 from oinfo_monitor.estimators.threads import one_cpu_thread
-from oinfo_monitor.estimators.validation import TargetKind, check_samples, check_target
+from oinfo_monitor.estimators.validation import (
+    TargetKind,
+    TargetModel,
+    check_samples,
+    check_target,
+)
 
 Measure = Literal["oinfo", "sinfo", "tc", "dtc"]
 
@@ -93,7 +98,7 @@ class CopulaCovariance(Measures):
     cov: Tensor
     n_samples: int
     n_variables: int
-    target: Literal["none", "continuous", "discrete"]
+    target: TargetModel
     within_cov: Tensor | None
     n_classes: int
     bias_correct: bool
@@ -192,7 +197,7 @@ class CopulaValues:
 
     z: Tensor
     n_variables: int
-    target: Literal["none", "continuous", "discrete"]
+    target: TargetModel
     labels: Tensor | None
     ties: str
     seed: int
@@ -322,7 +327,7 @@ class WideCopula(Measures):
         return int(self.values.z.shape[0])
 
     @property
-    def target(self) -> Literal["none", "continuous", "discrete"]:
+    def target(self) -> TargetModel:
         """The target's kind, as in `CopulaCovariance.target`."""
         return self.values.target
 
@@ -362,7 +367,7 @@ def copula_values(
         data = check_samples(x)
         z = copnorm_checked(data, ties, seed)
         labels = None
-        kind: Literal["none", "continuous", "discrete"] = "none"
+        kind: TargetModel = "none"
         if y is not None:
             target, kind = check_target(y, data.shape[0], target_kind)
             target = target.to(z.device)

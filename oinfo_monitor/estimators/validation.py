@@ -10,6 +10,11 @@ import torch
 from torch import Tensor
 
 TargetKind = Literal["auto", "discrete", "continuous"]
+"""How the caller asks for a target to be read: from its values (``"auto"``), or as given."""
+
+TargetModel = Literal["none", "continuous", "discrete"]
+"""How a resolved target joins the multiplets: not at all, as one more copula variable, or as
+class labels."""
 
 
 def as_tensor(data: Any, name: str) -> Tensor:

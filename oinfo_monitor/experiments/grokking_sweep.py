@@ -260,8 +260,10 @@ def curves_panel(axis: Any, rows: list[dict[str, Any]], steps: int) -> None:
     axis.grid(alpha=0.3)
 
 
-def sweep_figure(rows: list[dict[str, Any]], steps: int) -> Figure:
-    """Curves per setting; peak vs grokking step per run; lead per run by setting."""
+def sweep_figure(rows: list[dict[str, Any]]) -> Figure:
+    """Curves per setting; peak vs grokking step per run; lead per run by setting (the step axes
+    run to the longest run's steps)."""
+    steps = max(row["steps"] for row in rows)
     settings = list(dict.fromkeys(row["setting"] for row in rows))
     figure = Figure(figsize=(15, 8), layout="constrained")
     grid = figure.add_gridspec(2, 3)
@@ -326,7 +328,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.runs_dir)
     if args.merge:
         results = merged(args.merge)
-        steps = max(source["flags"]["steps"] for source in results["sources"])
         out.mkdir(parents=True, exist_ok=True)
     else:
         rows = run_all(args)
@@ -336,12 +337,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "by_setting": statistics_by_setting(rows),
             "wall_seconds": time.perf_counter() - started,
         }
-        steps = args.steps
     rows, stats = results["runs"], results["by_setting"]
     (out / "sweep.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     text = table(rows, stats)
     (out / "sweep.md").write_text(text + "\n", encoding="utf-8")
-    sweep_figure(rows, steps).savefig(out / "sweep.png", dpi=110)
+    sweep_figure(rows).savefig(out / "sweep.png", dpi=110)
     print(text)
     print(f"\nwrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'}")
     return results

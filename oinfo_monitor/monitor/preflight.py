@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from oinfo_monitor.estimators import SAMPLES_PER_VARIABLE, supported_size
+from oinfo_monitor.estimators.validation import TargetModel
 from oinfo_monitor.monitor.capture import capture_activations
 from oinfo_monitor.monitor.options import OInfoMonitorWarning
 from oinfo_monitor.search import check_search
@@ -69,7 +70,7 @@ def check_sizes(
     A layer's cap is the smallest of its width, what `n_samples` support (`supported_size`) and
     its `size_limits` entry (the rank bound of its pre-activations, if any).
     """
-    kind: Literal["none", "continuous", "discrete"] = "none"
+    kind: TargetModel = "none"
     if target is not None:
         kind = "continuous" if target.is_floating_point() else "discrete"
     classes = int(torch.unique(target).numel()) if target is not None and kind == "discrete" else 0

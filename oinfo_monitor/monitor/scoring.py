@@ -88,18 +88,19 @@ class LayerScorer:
                 f"only {kept.numel()} distinct non-constant neuron(s); need at least 3 "
                 f"({len(neurons.dead)} constant, {len(neurons.duplicates)} duplicated)"
             )
+        kept_list = kept.tolist()
         copula = copula_values(values[:, kept], y=self.target, ties=self.ties, seed=self.seed)
         stats = copula.state(bias_correct=self.bias_correct)
         options = {k: v for k, v in self.search_options[name].items() if v is not None}
         limit = self.size_limits[name]
         result = search_covariance(
-            stats, index_map=kept.tolist(), seed=self.seed, size_limit=limit, **options
+            stats, index_map=kept_list, seed=self.seed, size_limit=limit, **options
         )
         began = time.perf_counter()
         trust_error = None
         try:
             noise, chance = self.trust.of(
-                name, step, copula, kept.tolist(), result, {**options, "size_limit": limit}
+                name, step, copula, kept_list, result, {**options, "size_limit": limit}
             )
         except Exception as error:  # the value stands; only its noise/chance level is missing
             noise, chance, trust_error = None, None, str(error)

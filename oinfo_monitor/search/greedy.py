@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
 
 import torch
 
 from oinfo_monitor.estimators.state import CopulaCovariance
+from oinfo_monitor.estimators.validation import TargetModel
 from oinfo_monitor.search.beams import PAIR_SEED_TRIPLETS, Beam, grow_beam, pair_seeds
 from oinfo_monitor.search.exhaustive import exhaustive_beams, exhaustive_seconds
 from oinfo_monitor.search.options import GreedyOptions
 from oinfo_monitor.search.results import DIRECTIONS, SIGNS, Outcome
 from oinfo_monitor.search.scorer import Scorer
 from oinfo_monitor.search.sizes import GREEDY_MAX, resolve_sizes
-
-_Target = Literal["none", "continuous", "discrete"]
 
 SEED_SECONDS = 0.25
 """Time greedy's exhaustive seed may take by default."""
@@ -81,7 +79,9 @@ def _independent_shift(stats: CopulaCovariance, size: int) -> float:
 
 
 @functools.lru_cache(maxsize=1024)
-def _identity_shift(size: int, target: _Target, samples: int, classes: int, correct: bool) -> float:
+def _identity_shift(
+    size: int, target: TargetModel, samples: int, classes: int, correct: bool
+) -> float:
     """`_independent_shift` for one setting (nothing else enters it), computed once on the CPU."""
     eye = torch.eye(size + (target == "continuous"), dtype=torch.float64)
     independent = CopulaCovariance(

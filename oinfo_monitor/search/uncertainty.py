@@ -107,8 +107,8 @@ def bootstrap_noise(
     """SD over bootstrap resamples of the Ω of each multiplet `result` chose, and of its headline.
 
     `x` [samples, neurons] holds the data the search ran on (`ties` default ``"random"``), or its
-    copula values, which fixed `y` and `ties` (passing them as well is an error); column i is neuron `index_map[i]` of `result`'s members
-    (default: neuron i). The members' columns are copula-transformed once; each resample
+    copula values, which fixed `y` and `ties` (passing them as well is an error); column i is
+    neuron `index_map[i]` of `result`'s members (default: neuron i). The members' columns are copula-transformed once; each resample
     draws the rows of those values with replacement and re-scores every chosen multiplet (see the
     module docstring for why that SD holds the tie noise). A resample in which a member is
     constant (under ``ties="average"``, a rarely active neuron drawn only at rest) cannot be

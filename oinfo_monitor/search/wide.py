@@ -94,16 +94,15 @@ def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
         (64, True)
     """
     n = stats.n_variables
-    z = stats.values.z[:, :n].to(torch.float32)
+    z = stats.values.z[:, :n].to(torch.float32, copy=True)  # normalised in place below
     z.sub_(z.mean(0, keepdim=True))
     z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
     strength = _strength(z)
     by_strength = torch.sort(strength, descending=True, stable=True).indices
     seeds = by_strength[: max(1, count // _SEED_SHARE)]
     squared = (z[:, seeds].T @ z).square_()
-    squared[
-        torch.arange(len(seeds), device=z.device), seeds
-    ] = -1.0  # a neuron is not its own partner
+    own = torch.arange(len(seeds), device=z.device)
+    squared[own, seeds] = -1.0  # a neuron is not its own partner
     partners = torch.topk(squared, min(PARTNERS, n - 1), dim=1).indices
     candidates = torch.cat([seeds, partners.T.reshape(-1), by_strength])
     kept = _first_occurrences(candidates, count)

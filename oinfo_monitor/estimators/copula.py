@@ -62,17 +62,22 @@ def copnorm_checked(x: Tensor, ties: str, seed: int) -> Tensor:
     if x.shape[0] >= 1 << 31:
         raise ValueError(f"the copula transform takes fewer than 2**31 samples, got {x.shape[0]}")
     with one_cpu_thread(x.device):
-        return _copnorm_rows(x.T.contiguous(), ties, seed).T.contiguous()
+        return _copnorm_rows(x, ties, seed).T.contiguous()
 
 
-def _copnorm_rows(rows: Tensor, ties: str, seed: int) -> Tensor:
-    """The copula transform of each row of `rows` [variables, samples] (see `copnorm_checked`)."""
-    samples = rows.shape[1]
-    single = rows.to(torch.float32) if ties != "average" else None
-    if single is not None and torch.equal(single.to(torch.float64), rows):
-        index = torch.arange(samples, device=rows.device).expand(rows.shape)
-        order = _argsort_rows((_float32_order_bits(single) << 31) | _tie_bits(index, ties, seed))
+def _copnorm_rows(x: Tensor, ties: str, seed: int) -> Tensor:
+    """The copula transform of each column of `x`, as a row of a [variables, samples] result
+    (see `copnorm_checked`). Float32-valued data build their sort keys in `x`'s own layout, where
+    the tie bits are drawn, and transpose the keys once."""
+    samples = x.shape[0]
+    single = x.to(torch.float32) if ties != "average" else None
+    rows = x.T
+    if single is not None and torch.equal(single.to(torch.float64), x):
+        index = torch.arange(samples, device=x.device)[:, None].expand(x.shape)
+        keys = (_float32_order_bits(single) << 31) | _tie_bits(index.T, ties, seed).T
+        order = _argsort_rows(keys.T.contiguous())
     else:
+        rows = rows.contiguous()
         order = _argsort_rows(rows)
         values = torch.gather(rows, 1, order)
         starts = torch.ones_like(values, dtype=torch.bool)
@@ -87,7 +92,8 @@ def _copnorm_rows(rows: Tensor, ties: str, seed: int) -> Tensor:
             order[tied] = torch.gather(index, 1, _argsort_rows(keys))
     steps = torch.arange(1, samples + 1, dtype=torch.float64, device=rows.device)
     quantiles = torch.special.ndtri(steps / (samples + 1.0)).expand(rows.shape)
-    return torch.empty_like(rows).scatter_(1, order, quantiles)
+    result = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
+    return result.scatter_(1, order, quantiles)
 
 
 def _float32_order_bits(x: Tensor) -> Tensor:

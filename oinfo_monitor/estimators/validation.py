@@ -122,8 +122,10 @@ def distinct_neurons(values: Tensor) -> NeuronFilter:
     dropped, counted and reported, and the kept columns keep the caller's numbering. A duplicate
     is any strictly monotone function of an earlier column (an exact copy, a tied weight, a scaled
     copy, two units saturated the same way), found by comparing dense ranks, which a monotone map
-    preserves (a decreasing one reverses them). Each column's ranks are hashed so that only
-    columns with equal hashes are compared in full: a wide layer's filter costs about one sort.
+    preserves (a decreasing one reverses them). Such a map also carries the set of samples at a
+    column's minimum and the set at its maximum onto the other's (swapped, when decreasing), so
+    only columns whose two extreme sets hash alike are ranked and compared in full: a layer
+    without duplicates costs a few passes over its values and no sort.
 
     Examples:
         >>> x = torch.tensor([[0.0, 1.0, 2.0, 5.0], [1.0, 1.0, 4.0, 3.0], [2.0, 1.0, 0.0, 1.0]])
@@ -135,26 +137,12 @@ def distinct_neurons(values: Tensor) -> NeuronFilter:
         raise ValueError(
             f"expected a 2-D [samples, neurons] matrix, got shape {tuple(values.shape)}"
         )
-    rows = values.T.contiguous()  # one contiguous row per neuron
-    order = _argsort_each_row(rows)
-    ordered = torch.gather(rows, 1, order)
-    new_value = torch.ones_like(ordered, dtype=torch.long)
-    new_value[:, 1:] = (ordered[:, 1:] != ordered[:, :-1]).long()
-    sorted_ranks = torch.cumsum(new_value, dim=1) - 1
-    ranks = torch.empty_like(sorted_ranks).scatter_(1, order, sorted_ranks)
-    distinct = sorted_ranks[:, -1:] + 1  # distinct values per column
-    dead = distinct[:, 0] == 1
-    # A decreasing map turns dense rank r into (distinct - 1 - r): flip each column to the
-    # orientation whose first rank that differs from its mirror image is the smaller one.
-    mirror = distinct - 1 - ranks
-    first = (ranks != mirror).long().argmax(1, keepdim=True)
-    flip = torch.gather(ranks, 1, first) > torch.gather(mirror, 1, first)
-    canonical = torch.where(flip, mirror, ranks)
-    group = _equal_rows(canonical).cpu()
-    columns = torch.arange(rows.shape[0])
-    first_of_group = torch.full((int(group.max()) + 1,), rows.shape[0], dtype=torch.long)
-    first_of_group = first_of_group.scatter_reduce(0, group, columns, reduce="amin")
-    duplicate = (first_of_group[group] != columns).to(values.device) & ~dead
+    low, high = values.amin(0), values.amax(0)
+    dead = low == high
+    suspects = torch.nonzero(_shares_extreme_sets(values, low, high) & ~dead)[:, 0]
+    duplicate = torch.zeros_like(dead)
+    if suspects.numel():
+        duplicate[suspects] = _rank_twins(values[:, suspects].T.contiguous())
     kept = torch.nonzero(~dead & ~duplicate)[:, 0]
     return NeuronFilter(
         kept=kept,
@@ -163,8 +151,53 @@ def distinct_neurons(values: Tensor) -> NeuronFilter:
     )
 
 
-# Seed of the rank hash's multipliers (fixed odd 63-bit integers, one per sample).
+def _shares_extreme_sets(values: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """Which columns may be a monotone function of another: those whose unordered pair of hashes
+    of the samples at the column minimum `low` and at its maximum `high` another column shares.
+
+    Necessary for a duplicate, not sufficient: a hash collision only sends a column to the exact
+    comparison of `_rank_twins`.
+    """
+    weights = _hash_weights(values.shape[0], values.device)[:, None]
+    at_low = torch.where(values == low, weights, 0).sum(0)
+    at_high = torch.where(values == high, weights, 0).sum(0)
+    keys = torch.minimum(at_low, at_high) * _hash_weights(1, values.device) + torch.maximum(
+        at_low, at_high
+    )
+    _, by_key, counts = torch.unique(keys, return_inverse=True, return_counts=True)
+    return counts[by_key] > 1
+
+
+def _rank_twins(rows: Tensor) -> Tensor:
+    """Which rows of a matrix of non-constant rows have dense ranks equal to, or the mirror image
+    of, those of an earlier row."""
+    order = _argsort_each_row(rows)
+    ordered = torch.gather(rows, 1, order)
+    new_value = torch.ones_like(ordered, dtype=torch.long)
+    new_value[:, 1:] = (ordered[:, 1:] != ordered[:, :-1]).long()
+    sorted_ranks = torch.cumsum(new_value, dim=1) - 1
+    ranks = torch.empty_like(sorted_ranks).scatter_(1, order, sorted_ranks)
+    distinct = sorted_ranks[:, -1:] + 1  # distinct values per row
+    # A decreasing map turns dense rank r into (distinct - 1 - r): flip each row to the
+    # orientation whose first rank that differs from its mirror image is the smaller one.
+    mirror = distinct - 1 - ranks
+    first = (ranks != mirror).long().argmax(1, keepdim=True)
+    flip = torch.gather(ranks, 1, first) > torch.gather(mirror, 1, first)
+    group = _equal_rows(torch.where(flip, mirror, ranks)).cpu()
+    rows_index = torch.arange(rows.shape[0])
+    first_of_group = torch.full((int(group.max()) + 1,), rows.shape[0], dtype=torch.long)
+    first_of_group = first_of_group.scatter_reduce(0, group, rows_index, reduce="amin")
+    return (first_of_group[group] != rows_index).to(rows.device)
+
+
+# Seed of the hashes' multipliers (fixed odd 63-bit integers, one per sample).
 _HASH_SEED = 0x5EED
+
+
+def _hash_weights(n: int, device: torch.device) -> Tensor:
+    """`n` fixed odd int64 multipliers: a wrapping dot product with them hashes an integer vector."""
+    generator = torch.Generator().manual_seed(_HASH_SEED)
+    return (torch.randint(1, 1 << 62, (n,), generator=generator) * 2 + 1).to(device)
 
 
 def _equal_rows(rows: Tensor) -> Tensor:
@@ -175,9 +208,7 @@ def _equal_rows(rows: Tensor) -> Tensor:
     pass. The labels are those of the exact comparison; only their values, not the grouping,
     depend on the hash.
     """
-    generator = torch.Generator().manual_seed(_HASH_SEED)
-    weights = torch.randint(1, 1 << 62, (rows.shape[1],), generator=generator) * 2 + 1
-    hashes = (rows * weights.to(rows.device)).sum(1)
+    hashes = (rows * _hash_weights(rows.shape[1], rows.device)).sum(1)
     _, by_hash, counts = torch.unique(hashes, return_inverse=True, return_counts=True)
     shared = torch.nonzero(counts[by_hash] > 1)[:, 0]
     group = by_hash.clone()

@@ -16,7 +16,7 @@ from oinfo_monitor.estimators.state import WIDE_NEURONS, CopulaCovariance, WideC
 from oinfo_monitor.search import search, search_covariance
 from oinfo_monitor.search.options import AutoOptions
 from oinfo_monitor.search.uncertainty import chance_levels
-from oinfo_monitor.search.wide import SEARCHED_NEURONS, narrowed
+from oinfo_monitor.search.wide import SEARCHED_NEURONS, narrowed, strengths
 
 
 def triplet(neurons: int) -> tuple[int, int, int]:
@@ -167,3 +167,22 @@ def test_the_neuron_filter_matches_its_definition(ties: bool) -> None:
                 x[:, j] = column
         found = distinct_neurons(x)
         assert (found.kept.tolist(), found.dead, found.duplicates) == reference_filter(x)
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_neuron_strengths_match_the_summed_squared_correlations(repeated: bool) -> None:
+    """The screen's strengths against the N×N correlation matrix in float64, on a layer wider
+    than its sample count; repeated samples lower the Gram matrix's rank (the full-product
+    path)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(120, 40, generator=g) @ torch.randn(40, 600, generator=g)
+    x += 0.5 * torch.randn(120, 600, generator=g)
+    if repeated:
+        x[60:] = x[:60]
+    z = x - x.mean(0)
+    z /= z.norm(dim=0)
+    correlations = torch.corrcoef(x.double().T)
+    expected = correlations.square().sum(0) - 1.0
+    found = strengths(z).double()
+    assert torch.allclose(found, expected, rtol=1e-4, atol=1e-3)
+    assert found.std() > 1.0  # the neurons differ: a ranking to get right

@@ -42,6 +42,8 @@ PARTNERS = 3
 _SEED_SHARE = 4
 # Rows of the correlation matrix per block where it is formed row by row.
 _BLOCK_ROWS = 512
+# Rows per band of the triangular products of the screen's strength.
+_TRIANGLE_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
     z = stats.values.z[:, :n].to(torch.float32, copy=True)  # normalised in place below
     z.sub_(z.mean(0, keepdim=True))
     z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
-    strength = _strength(z)
+    strength = strengths(z)
     by_strength = torch.sort(strength, descending=True, stable=True).indices
     seeds = by_strength[: max(1, count // _SEED_SHARE)]
     squared = (z[:, seeds].T @ z).square_()
@@ -114,13 +116,51 @@ def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
     return sorted(kept), how
 
 
-def _strength(z: Tensor) -> Tensor:
-    """Σ_{j≠i} ρ_ij² for every column of unit-norm, centred `z` [T, N], never forming N×N."""
+def strengths(z: Tensor) -> Tensor:
+    """Σ_{j≠i} ρ_ij² for every column of unit-norm, centred `z` [T, N], never forming N×N.
+
+    With N > T it is z_iᵀ G z_i − 1 for the Gram matrix G = Z Zᵀ. Centred columns make G
+    singular along the all-ones vector 1, to which every z_i is orthogonal, so z_iᵀ G z_i =
+    z_iᵀ G' z_i with G' = G + (N/T) 11ᵀ = UᵀU, positive definite when Z has rank T − 1: the
+    squared norm of U z_i. Both T²N products are done on triangles only (`_gram`,
+    `_triangular_square_sums`), about 60% of two full products; a G' that Cholesky cannot
+    factor (repeated samples lower the rank) takes the full product G Z instead.
+
+    Examples:
+        >>> z = torch.tensor([[1.0, 1.0, 0.0], [-1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> z = z[:, [0, 1, 2, 2]] + torch.tensor([0.0, 0.0, 0.0, 1.0])
+        >>> z = z - z.mean(0)
+        >>> [round(v, 3) for v in strengths(z / z.norm(dim=0)).tolist()]
+        [1.0, 1.0, 1.0, 1.0]
+    """
     samples, n = z.shape
     if samples < n:
-        return ((z @ z.T) @ z).mul_(z).sum(0).sub_(1.0)
+        gram = _gram(z)
+        upper, info = torch.linalg.cholesky_ex(gram + n / samples, upper=True)
+        if int(info) == 0:
+            return _triangular_square_sums(upper, z).sub_(1.0)
+        return (gram @ z).mul_(z).sum(0).sub_(1.0)
     rows = [(z[:, i : i + _BLOCK_ROWS].T @ z).square_().sum(1) for i in range(0, n, _BLOCK_ROWS)]
     return torch.cat(rows).sub_(1.0)
+
+
+def _gram(z: Tensor) -> Tensor:
+    """Z Zᵀ of `z` [T, N], computed a band of `_TRIANGLE_ROWS` rows at a time on and above the
+    diagonal, then mirrored."""
+    samples = z.shape[0]
+    gram = torch.zeros(samples, samples, dtype=z.dtype, device=z.device)
+    for i in range(0, samples, _TRIANGLE_ROWS):
+        gram[i : i + _TRIANGLE_ROWS, i:] = z[i : i + _TRIANGLE_ROWS] @ z[i:].T
+    return gram.triu() + gram.triu(1).T
+
+
+def _triangular_square_sums(upper: Tensor, z: Tensor) -> Tensor:
+    """The squared norm of every column of `upper @ z` for an upper-triangular `upper`, skipping
+    the products with its zeros (a band of `_TRIANGLE_ROWS` rows at a time)."""
+    sums = torch.zeros(z.shape[1], dtype=z.dtype, device=z.device)
+    for i in range(0, z.shape[0], _TRIANGLE_ROWS):
+        sums += (upper[i : i + _TRIANGLE_ROWS, i:] @ z[i:]).square_().sum(0)
+    return sums
 
 
 def _first_occurrences(candidates: Tensor, count: int) -> list[int]:

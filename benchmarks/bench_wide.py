@@ -162,11 +162,10 @@ def parts(neurons: int) -> dict[str, Any]:
         torch.randn(SAMPLES, neurons, generator=torch.Generator().manual_seed(0))
     )
     stats = values.state()
-    generator = torch.Generator().manual_seed(1)
     timed = {
         "screen": lambda: screen(stats, SEARCHED_NEURONS),
         "search": lambda: search_covariance(stats, size_limit=INPUTS, time_budget=BUDGET),
-        "permute": lambda: values.permuted(generator),
+        "permute": lambda: values.permuted(seed=1),
     }
     out: dict[str, Any] = {"mode": "parts", "neurons": neurons}
     for name, call in timed.items():

@@ -268,25 +268,26 @@ class CopulaValues:
         z = torch.cat([self.z[:, index], self.z[:, self.n_variables :]], dim=1)
         return CopulaValues(z, len(columns), self.target, self.labels, self.ties, self.seed)
 
-    def permuted(self, generator: torch.Generator) -> CopulaValues:
+    def permuted(self, seed: int) -> CopulaValues:
         """These values with every neuron's samples permuted independently (the target kept):
         marginals and ties kept, every dependence destroyed. Permuting tie-broken copula values is
         a fresh random tie draw of the permuted data, so this is the copula of permuted samples.
+        Deterministic for a given `seed` on a given device.
 
         Examples:
             >>> values = copula_values(torch.arange(12.0).reshape(4, 3))
-            >>> surrogate = values.permuted(torch.Generator().manual_seed(0))
+            >>> surrogate = values.permuted(seed=0)
             >>> bool((surrogate.z.sort(0).values == values.z.sort(0).values).all())
             True
         """
         neurons = self.z[:, : self.n_variables]
         with one_cpu_thread(neurons.device):
             if neurons.device.type == "cpu":  # Fisher-Yates per column: no sort (7x faster)
-                seed = int(torch.randint(0, 1 << 62, (1,), generator=generator))
                 rows = np.random.default_rng(seed).permuted(neurons.numpy(), axis=0)
                 shuffled = torch.from_numpy(rows)
             else:
-                keys = torch.rand(neurons.shape, generator=generator).to(neurons.device)
+                generator = torch.Generator(device=neurons.device).manual_seed(seed)
+                keys = torch.rand(neurons.shape, generator=generator, device=neurons.device)
                 shuffled = torch.gather(neurons, 0, torch.argsort(keys, dim=0))
             z = torch.cat([shuffled, self.z[:, self.n_variables :]], dim=1)
         return CopulaValues(z, self.n_variables, self.target, self.labels, self.ties, self.seed)

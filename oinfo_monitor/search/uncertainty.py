@@ -193,6 +193,14 @@ def measured_sizes(result: SearchResult, max_sizes: int | None) -> list[int]:
     return sorted(picks)
 
 
+@dataclass(frozen=True)
+class SurrogateExtremes:
+    """One surrogate search's extremes (bits): min Ω and max Ω at each size it produced."""
+
+    synergy: dict[int, float]
+    redundancy: dict[int, float]
+
+
 def chance_levels(
     x: Tensor | CopulaValues,
     *,
@@ -209,7 +217,8 @@ def chance_levels(
     `search_options` are the keyword options of `search_covariance` (``sizes``, ``strategy``,
     strategy options, ``size_limit``) exactly as the real search got them. Deterministic for a
     given `seed`. `x` may also be the copula values of the data, which spares the transform and
-    fixed `y` and `ties` (passing them as well is an error; `ties` default ``"random"``).
+    fixed `y` and `ties` (passing them as well is an error; `ties` default ``"random"``). The
+    same levels come from `levels_from` on the `surrogate_extremes` of every share.
 
     Examples:
         >>> g = torch.Generator().manual_seed(0)
@@ -218,21 +227,84 @@ def chance_levels(
         >>> levels.synergy[3] < 0 < levels.redundancy[3]  # extremes of independent data
         True
     """
+    check_quantile(quantile)
+    found = surrogate_extremes(
+        x,
+        surrogates=surrogates,
+        y=y,
+        ties=ties,
+        bias_correct=bias_correct,
+        seed=seed,
+        search_options=search_options,
+    )
+    return levels_from(list(found.values()), quantile)
+
+
+def surrogate_extremes(
+    x: Tensor | CopulaValues,
+    *,
+    surrogates: int = 19,
+    share: tuple[int, int] = (0, 1),
+    y: Tensor | None = None,
+    ties: TiePolicy | None = None,
+    bias_correct: bool = True,
+    seed: int = 0,
+    search_options: Mapping[str, Any] | None = None,
+) -> dict[int, SurrogateExtremes]:
+    """The extremes of the surrogate searches of `chance_levels` whose index i has
+    i % `share[1]` == `share[0]`, by index: the shares of several workers (DDP ranks) together
+    are exactly the single call's surrogates, since surrogate i's permutation comes from the i-th
+    of a sequence of seeds drawn from `seed` whatever the share.
+
+    Examples:
+        >>> x = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+        >>> options = {"sizes": [3], "strategy": "exhaustive"}
+        >>> halves = [surrogate_extremes(x, surrogates=5, share=(r, 2), search_options=options)
+        ...           for r in (0, 1)]
+        >>> sorted(halves[0]), sorted(halves[1])
+        ([0, 2, 4], [1, 3])
+        >>> whole = surrogate_extremes(x, surrogates=5, search_options=options)
+        >>> whole == {**halves[0], **halves[1]}
+        True
+    """
     if surrogates < 1:
         raise ValueError(f"surrogates must be >= 1, got {surrogates}")
-    if not 0 < quantile < 0.5:
-        raise ValueError(f"quantile must lie strictly between 0 and 0.5, got {quantile!r}")
+    rank, ranks = share
+    if not 0 <= rank < ranks:
+        raise ValueError(f"share must be (index, count) with 0 <= index < count, got {share}")
     options = dict(search_options or {})
     generator = torch.Generator().manual_seed(seed)
+    seeds = [int(torch.randint(0, 1 << 62, (1,), generator=generator)) for _ in range(surrogates)]
     values = _copula_of(x, y, ties, seed + 1)
-    found: list[SearchResult] = []
-    for _ in range(surrogates):
-        stats = values.permuted(generator).state(bias_correct=bias_correct)
-        found.append(search_covariance(stats, seed=seed, **options))
-    sizes = sorted({k for result in found for k in result.synergy})
+    found: dict[int, SurrogateExtremes] = {}
+    for index in range(rank, surrogates, ranks):
+        stats = values.permuted(seeds[index]).state(bias_correct=bias_correct)
+        result = search_covariance(stats, seed=seed, **options)
+        found[index] = SurrogateExtremes(
+            {k: m.value for k, m in result.synergy.items()},
+            {k: m.value for k, m in result.redundancy.items()},
+        )
+    return found
 
-    def nearest(result: SearchResult, size: int) -> int:
-        return min(result.synergy, key=lambda k: (abs(k - size), k))
+
+def levels_from(extremes: Sequence[SurrogateExtremes], quantile: float = 0.05) -> ChanceLevels:
+    """Chance levels from surrogate searches' extremes (see `chance_levels`): at every size any
+    surrogate produced, the `quantile` of the surrogates' min Ω and the 1 − `quantile` of their
+    max Ω, each surrogate taking its nearest size; the same for the extremes over sizes.
+
+    Examples:
+        >>> found = [SurrogateExtremes({3: -0.1 * i}, {3: 0.2 * i}) for i in range(1, 5)]
+        >>> levels = levels_from(found, quantile=0.25)
+        >>> round(levels.synergy[3], 3), round(levels.headline_redundancy, 3)
+        (-0.325, 0.65)
+    """
+    check_quantile(quantile)
+    if not extremes:
+        raise ValueError("levels_from needs the extremes of at least one surrogate")
+    sizes = sorted({k for found in extremes for k in found.synergy})
+
+    def nearest(found: SurrogateExtremes, size: int) -> int:
+        return min(found.synergy, key=lambda k: (abs(k - size), k))
 
     def low(values: list[float]) -> float:
         return float(torch.quantile(torch.tensor(values, dtype=torch.float64), quantile))
@@ -241,10 +313,16 @@ def chance_levels(
         return float(torch.quantile(torch.tensor(values, dtype=torch.float64), 1 - quantile))
 
     return ChanceLevels(
-        synergy={k: low([r.synergy[nearest(r, k)].value for r in found]) for k in sizes},
-        redundancy={k: high([r.redundancy[nearest(r, k)].value for r in found]) for k in sizes},
-        headline_synergy=low([min(m.value for m in r.synergy.values()) for r in found]),
-        headline_redundancy=high([max(m.value for m in r.redundancy.values()) for r in found]),
-        surrogates=surrogates,
+        synergy={k: low([f.synergy[nearest(f, k)] for f in extremes]) for k in sizes},
+        redundancy={k: high([f.redundancy[nearest(f, k)] for f in extremes]) for k in sizes},
+        headline_synergy=low([min(f.synergy.values()) for f in extremes]),
+        headline_redundancy=high([max(f.redundancy.values()) for f in extremes]),
+        surrogates=len(extremes),
         quantile=quantile,
     )
+
+
+def check_quantile(quantile: float) -> None:
+    """Raise unless 0 < `quantile` < 0.5 (a chance level's tail probability)."""
+    if not 0 < quantile < 0.5:
+        raise ValueError(f"quantile must lie strictly between 0 and 0.5, got {quantile!r}")

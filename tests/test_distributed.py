@@ -1,4 +1,5 @@
-"""The monitor under DDP with two gloo ranks: each rank scores its layers, rank 0 writes the values one process computes."""
+"""The monitor under DDP with two gloo ranks: each rank scores its layers and its share of the
+surrogate searches, rank 0 writes the values one process computes."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def worker(rank: int, port: int, out: str) -> None:
             cases: list[tuple[str, nn.Module, dict[str, Any]]] = [
                 ("foreground", model, {}),
                 ("background", model, {"background": True}),
+                ("one-layer", model, {"layers": ["2"]}),
                 ("mixed", mlp(rank), {}),
                 ("sharded", sharded_mlp(), {}),
             ]
@@ -120,11 +122,11 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str
 
 
 def single_process_records(
-    states: dict[int, dict[str, torch.Tensor] | None],
+    states: dict[int, dict[str, torch.Tensor] | None], **options: Any
 ) -> list[dict[str, Any]]:
     """The same steps' weights (None: `mlp(0)`'s initial ones) evaluated by one process, in order."""
     net = mlp(0)
-    monitor = OInfoMonitor(net, probe(), track_phases=False, **OPTIONS)
+    monitor = OInfoMonitor(net, probe(), track_phases=False, **OPTIONS, **options)
     for step, state in sorted(states.items()):
         if state is not None:
             net.load_state_dict(state)
@@ -149,6 +151,20 @@ def test_two_ranks_split_the_layers_and_rank_zero_writes_single_process_values(
     written = list(read_records(folder / f"{mode}0.jsonl"))
     assert {r["layer"] for r in written} == {"0", "2"}
     assert values(written) == values(single_process_records(torch.load(folder / "states0.pt")))
+
+
+def test_one_monitored_layer_splits_its_surrogates_and_gets_single_process_values(
+    ranks: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """Rank 1 owns no layer but runs one of the two surrogate searches at each due evaluation:
+    rank 0's chance levels (the quantiles of both surrogates' extremes) equal one process's."""
+    folder, (zero, one) = ranks
+    assert zero["owners"]["one-layer"] == one["owners"]["one-layer"] == {"2": 0}
+    assert zero["splitting"]["one-layer"] and one["splitting"]["one-layer"]
+    written = list(read_records(folder / "one-layer0.jsonl"))
+    expected = single_process_records(torch.load(folder / "states0.pt"), layers=["2"])
+    assert {r["chance_step"] for r in written} == {0, 6}
+    assert values(written) == values(expected)
 
 
 def test_ranks_with_different_weights_stop_splitting_without_blocking(

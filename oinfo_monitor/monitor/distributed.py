@@ -1,8 +1,9 @@
-"""The monitor under `torch.distributed`: every rank scores a share of the layers, rank 0 writes.
+"""The monitor under `torch.distributed`: every rank scores a share of the work, rank 0 writes.
 
 Every rank runs the probe through its own replica of the model (under DDP the replicas hold the
-same weights) and scores the layers it owns; the shares are exchanged over a gloo group of their
-own, so the exchange never mixes with the training's collectives (NCCL or gloo), even from the
+same weights), scores the layers it owns and runs its share of every due layer's surrogate
+searches (the chance levels; a model with one monitored layer is split that way too); the
+shares are exchanged over a gloo group of their own, so the exchange never mixes with the training's collectives (NCCL or gloo), even from the
 background worker's thread. Rank 0 assembles and writes the evaluation; the values are those a
 single process computes, since each layer is scored by the same code with the same seeds. A check
 sum of each layer's activations travels with the shares: if the ranks' activations differ (ranks
@@ -12,6 +13,7 @@ as it does when the exchange itself fails (e.g. a rank that stopped calling `ste
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from oinfo_monitor.monitor.scoring import Scores
+from oinfo_monitor.monitor.scoring import LayerScorer, Scores
 
 EXCHANGE_TIMEOUT = timedelta(minutes=10)
 """How long a rank waits for the others' shares before giving the split up (rank 0 then works alone)."""
@@ -135,25 +137,32 @@ class RankShare:
         torch.distributed.broadcast_object_list(box, src=0, group=self.group)
         return box[0]
 
-    def exchange(
-        self,
-        captured: Mapping[str, Tensor] | Exception,
-        score: Callable[[dict[str, Tensor]], Scores],
+    def scores(
+        self, step: int, captured: Mapping[str, Tensor] | Exception, scorer: LayerScorer
     ) -> Scores | None:
-        """Score this rank's layers of `captured` and exchange the shares: rank 0 gets every
-        layer's score, the other ranks None.
+        """Score this rank's share of the evaluation at `step` (`LayerScorer.share`) and gather
+        every share: rank 0 gets every layer's score (`LayerScorer.merge`), the others None."""
+        work = functools.partial(scorer.share, step, self.owners, self.rank, self.ranks)
+        works = self.exchange(captured, work)
+        return None if works is None else scorer.merge(step, works)
+
+    def exchange(
+        self, captured: Mapping[str, Tensor] | Exception, work: Callable[[dict[str, Tensor]], Any]
+    ) -> list[Any] | None:
+        """Do this rank's `work` on `captured` (every layer's activations; the work picks its
+        share) and exchange the results: rank 0 gets every rank's, in rank order, the other
+        ranks None.
 
         Raises (on every rank alike, so that all ranks skip the step) when a rank failed to
         capture or score, when the ranks' activations differ, or when the exchange failed; the
         last two stop the split.
         """
         if isinstance(captured, Exception):
-            payload: tuple[Scores, dict[str, float]] | str = _failure(captured)
+            payload: tuple[Any, dict[str, float]] | str = _failure(captured)
         else:
             try:
-                mine = {n: v for n, v in captured.items() if self.owners[n] == self.rank}
                 sums = {name: checksum(values) for name, values in captured.items()}
-                payload = (score(mine), sums)
+                payload = (work(dict(captured)), sums)
             except Exception as error:  # reported by every rank, below
                 payload = _failure(error)
         shares: list[Any] = [None] * self.ranks
@@ -175,10 +184,7 @@ class RankShare:
                 )
         if self.rank != 0:
             return None
-        merged: Scores = {}
-        for scores, _ in shares:
-            merged.update(scores)
-        return merged
+        return [result for result, _ in shares]
 
 
 def _failure(error: Exception) -> str:

@@ -361,7 +361,7 @@ class OInfoMonitor:
         the others); layer-level problems skip the layer, with one warning."""
         began = time.perf_counter()
         if self.share.splitting:
-            scores = self.share.exchange(captured, functools.partial(self.scorer.score, step))
+            scores = self.share.scores(step, captured, self.scorer)
         elif isinstance(captured, Exception):
             raise captured
         else:

@@ -16,11 +16,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from oinfo_monitor.estimators import TiePolicy, copula_values, distinct_neurons
+from oinfo_monitor.estimators import (
+    CopulaValues,
+    NeuronFilter,
+    TiePolicy,
+    copula_values,
+    distinct_neurons,
+)
 from oinfo_monitor.monitor.records import Evaluation, headline, records_from_result
 from oinfo_monitor.monitor.trust import Trust
 from oinfo_monitor.search import SearchResult, search_covariance
-from oinfo_monitor.search.uncertainty import ChanceLevels, Noise
+from oinfo_monitor.search.uncertainty import ChanceLevels, Noise, SurrogateExtremes, levels_from
 
 
 @dataclass
@@ -77,6 +83,78 @@ class LayerScorer:
     def layer(self, name: str, step: int, values: Tensor) -> LayerScore:
         """Drop dead and duplicated neurons, estimate the copula covariance and search it; then
         the noise of what it found and (when due) the chance level of the search."""
+        flat, neurons = self._filtered(values)
+        copula = self._copula(flat, neurons)
+        return self._searched(name, step, flat, neurons, copula, with_chance=True)
+
+    def share(
+        self,
+        step: int,
+        owners: Mapping[str, int],
+        rank: int,
+        ranks: int,
+        activations: Mapping[str, Tensor],
+    ) -> RankWork:
+        """One rank's part of an evaluation split over `ranks`: the layers it owns, scored
+        without their chance levels, and its share of every due layer's surrogate searches.
+
+        Every rank filters every layer, so that all of them agree on which layers are due (their
+        activations are the same); the chance levels are put together by `merge` on rank 0.
+        """
+        work = RankWork({}, {})
+        for name, values in activations.items():
+            owner = owners[name] == rank
+            try:
+                flat, neurons = self._filtered(values)
+            except ValueError as error:
+                if owner:
+                    work.scores[name] = str(error)
+                continue
+            count = neurons.kept.numel()
+            due = self.trust.due(name, count)
+            if owner or due:
+                copula = self._copula(flat, neurons)
+            if owner:
+                work.scores[name] = self._searched(name, step, flat, neurons, copula, False)
+            if due:
+                options = {**self._options(name), "size_limit": self.size_limits[name]}
+                try:
+                    work.surrogates[name] = self.trust.surrogate_share(
+                        copula, options, (rank, ranks)
+                    )
+                except Exception as error:  # the value stands; only its chance level is missing
+                    work.surrogates[name] = str(error)
+            self.trust.settle(name, count, due)
+        return work
+
+    def merge(self, step: int, works: list[RankWork]) -> Scores:
+        """Rank 0: every rank's scores, each with its layer's chance levels, those of the due
+        layers put together from every rank's surrogates (as one process would compute them).
+
+        A failed share leaves the layer without chance levels until its next due evaluation.
+        """
+        scores: Scores = {}
+        for work in works:
+            scores.update(work.scores)
+        for name, score in scores.items():
+            if isinstance(score, str):
+                continue
+            parts = [work.surrogates[name] for work in works if name in work.surrogates]
+            failed = [part for part in parts if isinstance(part, str)]
+            if failed:
+                score.trust_error = score.trust_error or failed[0]
+            elif parts:
+                found = {
+                    i: e for part in parts if not isinstance(part, str) for i, e in part.items()
+                }
+                self.trust.store(name, step, levels_from([found[i] for i in sorted(found)]))
+            if score.trust_error is None:
+                score.chance = self.trust.latest(name)
+        return scores
+
+    def _filtered(self, values: Tensor) -> tuple[Tensor, NeuronFilter]:
+        """A layer's activations as [samples, neurons] and its dead/duplicate filter; raises
+        ValueError for non-finite values or fewer than 3 distinct neurons."""
         values = values.reshape(values.shape[0], -1)
         finite = torch.isfinite(values)
         if not bool(finite.all()):
@@ -88,20 +166,44 @@ class LayerScorer:
                 f"only {kept.numel()} distinct non-constant neuron(s); need at least 3 "
                 f"({len(neurons.dead)} constant, {len(neurons.duplicates)} duplicated)"
             )
-        kept_list = kept.tolist()
-        copula = copula_values(values[:, kept], y=self.target, ties=self.ties, seed=self.seed)
+        return values, neurons
+
+    def _copula(self, values: Tensor, neurons: NeuronFilter) -> CopulaValues:
+        """The copula values of the kept neurons (and a continuous target)."""
+        return copula_values(values[:, neurons.kept], y=self.target, ties=self.ties, seed=self.seed)
+
+    def _options(self, name: str) -> dict[str, Any]:
+        """The layer's search options as the search gets them (unset ones left out)."""
+        return {k: v for k, v in self.search_options[name].items() if v is not None}
+
+    def _searched(
+        self,
+        name: str,
+        step: int,
+        values: Tensor,
+        neurons: NeuronFilter,
+        copula: CopulaValues,
+        with_chance: bool,
+    ) -> LayerScore:
+        """Search the layer's copula covariance, then the noise of what it found and, when
+        `with_chance` and due, the chance level of the search."""
+        kept_list = neurons.kept.tolist()
         stats = copula.state(bias_correct=self.bias_correct)
-        options = {k: v for k, v in self.search_options[name].items() if v is not None}
+        options = self._options(name)
         limit = self.size_limits[name]
         result = search_covariance(
             stats, index_map=kept_list, seed=self.seed, size_limit=limit, **options
         )
         began = time.perf_counter()
         trust_error = None
+        chance = None
         try:
-            noise, chance = self.trust.of(
-                name, step, copula, kept_list, result, {**options, "size_limit": limit}
-            )
+            if with_chance:
+                noise, chance = self.trust.of(
+                    name, step, copula, kept_list, result, {**options, "size_limit": limit}
+                )
+            else:
+                noise = self.trust.noise(copula, kept_list, result)
         except Exception as error:  # the value stands; only its noise/chance level is missing
             noise, chance, trust_error = None, None, str(error)
         context = {
@@ -112,6 +214,15 @@ class LayerScorer:
             "capture": self.capture,
         }
         return LayerScore(result, context, noise, chance, trust_error)
+
+
+@dataclass
+class RankWork:
+    """What one rank sends to rank 0 at a split evaluation (`LayerScorer.share`): the scores of
+    its layers, and per due layer its surrogates' extremes by index, or why they failed."""
+
+    scores: Scores
+    surrogates: dict[str, dict[int, SurrogateExtremes] | str]
 
 
 def problems(step: int, scores: Scores) -> list[tuple[tuple[str, str], str]]:

@@ -15,7 +15,14 @@ from typing import Any
 
 from oinfo_monitor.estimators import CopulaValues
 from oinfo_monitor.search import SearchResult
-from oinfo_monitor.search.uncertainty import ChanceLevels, Noise, bootstrap_noise, chance_levels
+from oinfo_monitor.search.uncertainty import (
+    ChanceLevels,
+    Noise,
+    SurrogateExtremes,
+    bootstrap_noise,
+    levels_from,
+    surrogate_extremes,
+)
 
 NEURON_DRIFT = 0.1
 
@@ -68,19 +75,48 @@ class Trust:
         """The layer's chance levels and the step they were computed at; None when turned off."""
         if not self.surrogates:
             return None
-        age = self.age.get(layer, self.null_every)
-        count = self.neurons.get(layer, 0)
-        drifted = abs(copula.n_variables - count) > NEURON_DRIFT * count
-        if layer not in self.chance_by_layer or age >= self.null_every or drifted:
-            levels = chance_levels(
-                copula,
-                surrogates=self.surrogates,
-                bias_correct=self.bias_correct,
-                seed=self.seed,
-                search_options=search_options,
-            )
-            self.chance_by_layer[layer] = (step, levels)
-            self.neurons[layer] = copula.n_variables
-            age = 0
-        self.age[layer] = age + 1
-        return self.chance_by_layer[layer]
+        due = self.due(layer, copula.n_variables)
+        if due:
+            found = self.surrogate_share(copula, search_options)
+            self.store(layer, step, levels_from([found[i] for i in sorted(found)]))
+        self.settle(layer, copula.n_variables, due)
+        return self.latest(layer)
+
+    def due(self, layer: str, neurons: int) -> bool:
+        """Whether the layer's chance levels are to be computed at this evaluation: its first,
+        every `null_every` evaluations, or when its count of distinct `neurons` drifted."""
+        if not self.surrogates:
+            return False
+        count = self.neurons.get(layer)
+        if count is None:
+            return True
+        return self.age[layer] >= self.null_every or abs(neurons - count) > NEURON_DRIFT * count
+
+    def surrogate_share(
+        self, copula: CopulaValues, search_options: dict[str, Any], share: tuple[int, int] = (0, 1)
+    ) -> dict[int, SurrogateExtremes]:
+        """This worker's share of the surrogate searches behind a layer's chance levels."""
+        return surrogate_extremes(
+            copula,
+            surrogates=self.surrogates,
+            share=share,
+            bias_correct=self.bias_correct,
+            seed=self.seed,
+            search_options=search_options,
+        )
+
+    def settle(self, layer: str, neurons: int, due: bool) -> None:
+        """Count one more evaluation of the layer; one that computed the chance levels (`due`)
+        restarts the count and keeps its count of distinct `neurons`."""
+        if due:
+            self.neurons[layer] = neurons
+            self.age[layer] = 0
+        self.age[layer] = self.age.get(layer, 0) + 1
+
+    def store(self, layer: str, step: int, levels: ChanceLevels) -> None:
+        """Keep the chance levels computed at `step` for the layer's next evaluations."""
+        self.chance_by_layer[layer] = (step, levels)
+
+    def latest(self, layer: str) -> tuple[int, ChanceLevels] | None:
+        """The layer's latest chance levels and their step, if any were computed."""
+        return self.chance_by_layer.get(layer)

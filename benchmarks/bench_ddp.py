@@ -1,7 +1,8 @@
 """Under DDP, does splitting the evaluation over the ranks cut the time each rank spends in the monitor?
 
 Two gloo ranks (one process and one torch thread each) train a 2-layer MLP (64 -> 250 -> 250 -> 10,
-both hidden layers monitored after their ReLU, probe of --samples samples) with DDP and the
+both hidden layers monitored after their ReLU, or with ``--layers 1`` the first alone, whose
+surrogate searches are then what the ranks split; probe of --samples samples) with DDP and the
 monitor's defaults at every=10. Each repeat trains twice from the same seed, once with
 ``split_ranks=False`` (rank 0 evaluates every layer alone, as before the split) and once with
 ``split_ranks=True`` (each rank scores one layer, rank 0 writes), in alternating order. It prints the
@@ -41,6 +42,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=200, help="training steps per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="pairs of runs (split off / on)")
     parser.add_argument("--samples", type=int, default=2000, help="probe samples")
+    parser.add_argument(
+        "--layers",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="monitored hidden layers: both, or the first alone (its surrogates are split)",
+    )
     return parser.parse_args()
 
 
@@ -55,8 +63,9 @@ def train(rank: int, args: argparse.Namespace, split: bool) -> dict[str, float]:
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(args.samples, 64, generator=generator)
     y = torch.randint(0, 10, (args.samples,), generator=generator)
+    layers = ["0", "2"][: args.layers]
     monitor = OInfoMonitor(
-        model, x, capture="post", every=10, track_phases=False, split_ranks=split
+        model, x, layers=layers, capture="post", every=10, track_phases=False, split_ranks=split
     )
     in_monitor = cpu_in_monitor = 0.0
     start = time.perf_counter()
@@ -111,7 +120,8 @@ def main() -> None:
         ranks = [json.loads((Path(out) / f"rank{r}.json").read_text()) for r in (0, 1)]
     print(
         f"torch {torch.__version__}, 2 gloo ranks x 1 thread, {args.steps} steps, every=10, "
-        f"{args.samples} probe samples, load average {os.getloadavg()[0]:.1f}\n"
+        f"{args.samples} probe samples, {args.layers} monitored layer(s), "
+        f"load average {os.getloadavg()[0]:.1f}\n"
     )
     print(
         "| repeat | split | rank 0 in monitor (s) | rank 1 in monitor (s) | "
@@ -141,7 +151,7 @@ def main() -> None:
     print(f"training wall, split on / split off: {spread(walls)}")
     print(
         f"command: python benchmarks/bench_ddp.py --steps {args.steps} --repeats {args.repeats} "
-        f"--samples {args.samples}"
+        f"--samples {args.samples} --layers {args.layers}"
     )
 
 

@@ -77,7 +77,9 @@ def test_pool_gives_serial_results_in_order_and_names_a_failing_trial(serial) ->
     assert raised.value.__cause__ is cause and "seed must be >= 0, got -2" in str(raised.value)
 
 
-@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, SystemExit)])
+@pytest.mark.parametrize(
+    ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)]
+)
 def test_ctrl_c_or_kill_stops_the_pool_workers(tmp_path, signum, raised) -> None:
     def interrupt_once_both_run() -> None:
         """Signal this process (Ctrl-C, or kill PID) once both trials have started."""

@@ -2,7 +2,7 @@
 
 The layer is the pre-activation of ``nn.Linear(256, N)`` in ``Linear(256, N) -> ReLU ->
 Linear(N, 10)``, probed with 500 Gaussian samples, monitored with the default options (strategy
-``"auto"``, time budget 0.1 s per layer, 10 bootstrap resamples, 19 surrogates every 20
+``"auto"``, time budget 0.1 s per layer, 10 bootstrap resamples, 19 surrogates every 50
 evaluations). Every case runs in a fresh subprocess, so that its peak resident memory (the
 kernel's ``ru_maxrss``, which sees torch's allocations, unlike tracemalloc) is its own:
 
@@ -10,7 +10,7 @@ kernel's ``ru_maxrss``, which sees torch's allocations, unlike tracemalloc) is i
   so the layer gets its N×N float64 covariance and ``"auto"`` anneals over all N neurons;
 - ``wide``: the wide path (the default): no N×N covariance, the search over 1,024 screened neurons.
 
-Both run with ``surrogates=0``: the cost of the 19 evaluations in 20 that reuse their chance
+Both run with ``surrogates=0``: the cost of the 49 evaluations in 50 that reuse their chance
 level (the wide path's second evaluation is shown: its first fills one-time caches; the baseline
 runs once). The wide path also runs with every default, whose first evaluation computes the
 chance level (19 surrogate searches) and whose second reuses it. The layer's search alone is

@@ -221,11 +221,12 @@ def test_random_ties_create_no_dependence_but_stable_ties_do(dtype):
 # --- covariance, entropy, bias ---------------------------------------------------------------------
 
 
-def test_covariance_matches_numpy():
-    x = continuous(300, 5)
-    np.testing.assert_allclose(
-        covariance(torch.from_numpy(x)).numpy(), np.cov(x, rowvar=False), rtol=1e-13, atol=1e-14
-    )
+@pytest.mark.parametrize("width", [5, 127, 128, 300])  # the full product, then by bands
+def test_covariance_matches_numpy(width):
+    x = continuous(300, width)
+    found = covariance(torch.from_numpy(x))
+    np.testing.assert_allclose(found.numpy(), np.cov(x, rowvar=False), rtol=1e-13, atol=1e-14)
+    assert torch.equal(found, found.T)
 
 
 @pytest.mark.parametrize("samples", [5, 30, 61, 10_000])

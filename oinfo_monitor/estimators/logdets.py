@@ -32,33 +32,50 @@ def block_logdets(
     These three sums are all the measures need. All leave-one-out terms come from one factorisation
     per block: log det Σ₋ⱼ = log det Σ + log (Σ⁻¹)ⱼⱼ; with `leave_one_out=False` the inverse is
     skipped and the second sum is NaN. Work is chunked and reduced inside each chunk, so memory
-    stays bounded for any M; a singular block raises ValueError naming the multiplet.
+    stays bounded for any M; a singular block raises ValueError naming the multiplet. A stack of
+    covariances `cov` [..., N, N] (bootstrap resamples) gives results of shape [..., M], every
+    block of every covariance in one LAPACK batch.
+
+    Examples:
+        >>> cov = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+        >>> logdet, _, _ = block_logdets(torch.stack([cov, 2 * cov]), torch.tensor([[0, 1]]))
+        >>> [round(v, 4) for v in logdet[:, 0].tolist()]  # log 3, log 12
+        [1.0986, 2.4849]
     """
+    batch = cov.shape[:-2]
+    covs = cov.reshape(-1, *cov.shape[-2:])
+    stacked = covs.shape[0]
     count, size = members.shape
-    unrolled = size <= _UNROLLED_MAX and count >= _UNROLLED_MIN_BLOCKS
-    chunk = _UNROLLED_CHUNK if unrolled else max(1, _CHUNK_ELEMENTS // (3 * size * size))
-    out = torch.empty(3, count, dtype=torch.float64, device=cov.device)
-    log_variances = torch.log(torch.diagonal(cov))
+    unrolled = size <= _UNROLLED_MAX and count >= _UNROLLED_MIN_BLOCKS and not batch
+    elements = 3 * size * size * stacked
+    chunk = _UNROLLED_CHUNK if unrolled else max(1, _CHUNK_ELEMENTS // elements)
+    out = torch.empty(3, stacked, count, dtype=torch.float64, device=cov.device)
+    log_variances = torch.log(torch.diagonal(covs, dim1=-2, dim2=-1))
     for start in range(0, count, chunk):
         rows = members[start : start + chunk]
         if unrolled:
             logdet, invdiag = _unrolled_cholesky(cov, rows, leave_one_out)
         else:
-            blocks = cov[rows[:, :, None], rows[:, None, :]]
+            blocks = covs[:, rows[:, :, None], rows[:, None, :]].reshape(-1, size, size)
             logdet, invdiag = _lapack_cholesky(blocks, leave_one_out)
+        logdet = logdet.view(stacked, -1)
         bad = ~torch.isfinite(logdet)
         if bool(bad.any()):
-            first = rows[int(torch.nonzero(bad)[0, 0])].tolist()
+            first = rows[int(torch.nonzero(bad)[0, 1])].tolist()
             raise ValueError(
                 f"the covariance of multiplet {first} is singular: its variables are linearly "
                 "dependent (duplicated or derived columns)"
             )
-        out[0, start : start + chunk] = logdet
-        out[1, start : start + chunk] = (
-            math.nan if invdiag is None else size * logdet + torch.log(invdiag).sum(0)
+        out[0, :, start : start + chunk] = logdet
+        out[1, :, start : start + chunk] = (
+            math.nan
+            if invdiag is None
+            else size * logdet + torch.log(invdiag).sum(0).view(stacked, -1)
         )
         columns = rows.T.reshape(-1)
-        out[2, start : start + chunk] = log_variances.index_select(0, columns).view(size, -1).sum(0)
+        chosen = log_variances.index_select(1, columns).view(stacked, size, -1)
+        out[2, :, start : start + chunk] = chosen.sum(1)
+    out = out.view(3, *batch, count)
     return out[0], out[1], out[2]
 
 

@@ -160,13 +160,57 @@ class CopulaCovariance(Measures):
         return self.measure_groups(measure, groups)
 
     def measure_groups(self, measure: Measure, groups: list[tuple[Tensor, Tensor]]) -> Tensor:
-        """`measure` of multiplets already grouped by size, as `parse_multiplets` returns them."""
+        """`measure` of multiplets already grouped by size, as `parse_multiplets` returns them;
+        of shape [..., M] for a stack of covariances (see `CopulaValues.resampled_state`)."""
         with one_cpu_thread(self.cov.device):
             total = sum(int(positions.numel()) for positions, _ in groups)
-            out = torch.empty(total, dtype=torch.float64, device=self.cov.device)
+            shape = (*self.cov.shape[:-2], total)
+            out = torch.empty(shape, dtype=torch.float64, device=self.cov.device)
             for positions, members in groups:
-                out[positions] = self.entropy_terms(members).combine(measure)
+                out[..., positions] = self.entropy_terms(members).combine(measure)
         return out
+
+
+def stacked_states(states: list[CopulaCovariance]) -> CopulaCovariance:
+    """One state whose covariances are those of `states` stacked [R, N, N]: its measures are of
+    shape [R, M], every block of every state factorised in one batch (bootstrap resamples).
+
+    The states must agree on everything but their covariances (samples, variables, target model
+    and class count, bias correction).
+
+    Examples:
+        >>> values = copula_values(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)))
+        >>> states = [values.dense_state(torch.randperm(200)[:150]) for _ in range(3)]
+        >>> tuple(stacked_states(states).oinfo([(0, 1, 2), (1, 2, 3)]).shape)
+        (3, 2)
+    """
+    first = states[0]
+
+    def key(state: CopulaCovariance) -> tuple[Any, ...]:
+        return (
+            state.n_samples,
+            state.n_variables,
+            state.target,
+            state.n_classes,
+            state.bias_correct,
+        )
+
+    if any(key(state) != key(first) for state in states):
+        raise ValueError("only states that differ in their covariances alone can be stacked")
+    within = None
+    if first.within_cov is not None:
+        within = torch.stack([state.within_cov for state in states])  # type: ignore[misc]
+    return CopulaCovariance(
+        cov=torch.stack([state.cov for state in states]),
+        n_samples=first.n_samples,
+        n_variables=first.n_variables,
+        target=first.target,
+        within_cov=within,
+        n_classes=first.n_classes,
+        bias_correct=first.bias_correct,
+        ties=first.ties,
+        seed=first.seed,
+    )
 
 
 def copula_covariance(
@@ -264,6 +308,8 @@ class CopulaValues:
             >>> tuple(values.select([0, 3]).z.shape)
             (50, 3)
         """
+        if columns == list(range(self.n_variables)):  # all of them, in order: nothing to copy
+            return self
         index = torch.tensor(columns, dtype=torch.long, device=self.z.device)
         z = torch.cat([self.z[:, index], self.z[:, self.n_variables :]], dim=1)
         return CopulaValues(z, len(columns), self.target, self.labels, self.ties, self.seed)

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from oinfo_monitor.estimators import CopulaValues, TiePolicy, copula_values
+from oinfo_monitor.estimators.state import CopulaCovariance, stacked_states
 from oinfo_monitor.search.api import search_covariance
 from oinfo_monitor.search.results import SearchResult
 
@@ -145,18 +146,20 @@ def bootstrap_noise(
     slot = [unique.index(members) for members in renumbered]
     values = _copula_of(x, y, ties, seed, columns)
     generator = torch.Generator().manual_seed(seed)
-    scored: list[Tensor] = []
+    states: list[CopulaCovariance] = []
     for _ in range(2 * resamples):
-        if len(scored) == resamples:
+        if len(states) == resamples:
             break
         samples = values.z.shape[0]
         rows = torch.randint(0, samples, (samples,), generator=generator).to(values.z.device)
         stats = values.dense_state(rows, bias_correct=bias_correct)
-        if not bool((torch.diagonal(stats.cov) > 0).all()):
-            continue
-        scored.append(stats.oinfo(unique).cpu()[slot])
-    nan = torch.full((1, len(chosen)), float("nan"), dtype=torch.float64)
-    table = torch.stack(scored) if len(scored) >= 2 else nan
+        if bool((torch.diagonal(stats.cov) > 0).all()):
+            states.append(stats)
+    table = torch.full((1, len(chosen)), float("nan"), dtype=torch.float64)
+    if len(states) >= 2 and len({state.n_classes for state in states}) == 1:
+        table = stacked_states(states).oinfo(unique).cpu()[:, slot]
+    elif len(states) >= 2:  # a class missing from a resample: its bias correction differs
+        table = torch.stack([state.oinfo(unique).cpu()[slot] for state in states])
     synergy, redundancy = table[:, : len(sizes)], table[:, len(sizes) :]
     position_of = {k: i for i, k in enumerate(sizes)}
 
@@ -168,7 +171,7 @@ def bootstrap_noise(
         redundancy_sd={k: spread(redundancy, k) for k in every},
         headline_synergy_sd=float(synergy.min(1).values.std()),
         headline_redundancy_sd=float(redundancy.max(1).values.std()),
-        resamples=len(scored),
+        resamples=len(states),
     )
 
 

@@ -13,9 +13,15 @@ from torch import nn
 
 from oinfo_monitor import OInfoMonitor, search
 from oinfo_monitor.estimators import copula_covariance, copula_values
+from oinfo_monitor.estimators.state import stacked_states
 from oinfo_monitor.monitor.records import RECORD_FIELDS, read_records
 from oinfo_monitor.monitor.trust import Trust
-from oinfo_monitor.search.uncertainty import bootstrap_noise, chance_levels
+from oinfo_monitor.search.uncertainty import (
+    bootstrap_noise,
+    chance_levels,
+    levels_from,
+    surrogate_extremes,
+)
 
 NEURONS, SAMPLES = 8, 300
 OPTIONS = {"sizes": [3, 4], "strategy": "exhaustive"}
@@ -221,3 +227,58 @@ def test_copula_values_refuse_a_second_target_or_tie_policy() -> None:
         chance_levels(values, surrogates=2, y=torch.zeros(300), search_options={"sizes": [3]})
     # the same values without them give what the raw data gives
     assert bootstrap_noise(values, found).synergy_sd == bootstrap_noise(x, found).synergy_sd
+
+
+def test_surrogates_run_in_shares_give_the_levels_of_one_call() -> None:
+    """Three workers' shares of the clusters search's surrogates (whose union sizes differ from
+    surrogate to surrogate) put together equal one call's chance levels exactly."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.relu(torch.randn(600, 6, generator=g) @ torch.randn(6, 40, generator=g))
+    values = copula_values(x, seed=2)
+    options = {"strategy": "clusters", "bins": 5}
+    whole = chance_levels(values, surrogates=7, seed=3, search_options=options)
+    found: dict = {}
+    for share in range(3):
+        part = surrogate_extremes(
+            values, surrogates=7, share=(share, 3), seed=3, search_options=options
+        )
+        assert sorted(part) == list(range(share, 7, 3))
+        found.update(part)
+    assert levels_from([found[i] for i in range(7)]) == whole
+    assert whole.surrogates == 7
+    with pytest.raises(ValueError, match="share must be"):
+        surrogate_extremes(values, share=(3, 3))
+
+
+@pytest.mark.parametrize("labels", [False, True])
+def test_stacked_states_measure_each_state_exactly(labels: bool) -> None:
+    """Bootstrap resamples scored in one batch give each resample's own values, bit for bit, for
+    small and large multiplets, with or without a discrete target."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(500, 30, generator=g)
+    x[:, 1] += x[:, 0]
+    y = torch.randint(0, 3, (500,), generator=g) if labels else None
+    values = copula_values(x, y=y)
+    states = [values.dense_state(torch.randint(0, 500, (500,), generator=g)) for _ in range(4)]
+    multiplets = [(0, 1, 2), (3, 4, 5), tuple(range(20)), tuple(range(5, 30))]
+    stacked = stacked_states(states).oinfo(multiplets)
+    assert torch.equal(stacked, torch.stack([state.oinfo(multiplets) for state in states]))
+
+
+def test_a_class_missing_from_some_resamples_is_scored_resample_by_resample() -> None:
+    """A class of one sample is absent from about a third of the resamples, whose bias correction
+    then counts one class fewer: those states cannot be stacked, and the noise is still measured
+    from every resample."""
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(400, 8, generator=g)
+    y = torch.randint(0, 2, (400,), generator=g)
+    y[0] = 2
+    values = copula_values(x, y=y)
+    rows = [torch.randint(0, 400, (400,), generator=g) for _ in range(6)]
+    states = [values.dense_state(r) for r in rows]
+    assert len({state.n_classes for state in states}) == 2
+    with pytest.raises(ValueError, match="differ in their covariances alone"):
+        stacked_states(states)
+    found = search(x, y=y, strategy="exhaustive", sizes=[3])
+    noise = bootstrap_noise(x, found, y=y, resamples=20)
+    assert noise.resamples == 20 and 0 < noise.synergy_sd[3] < 0.1

@@ -16,6 +16,8 @@ from torch import nn
 
 from oinfo_monitor import OInfoMonitor
 from oinfo_monitor.monitor.records import RECORD_FIELDS, read_records
+from oinfo_monitor.monitor.scoring import LayerScorer
+from oinfo_monitor.monitor.trust import Trust
 
 TRUST = {"noise_resamples": 2, "surrogates": 2, "null_every": 3}
 OPTIONS: dict[str, Any] = {"strategy": "exhaustive", "sizes": [3, 4], "every": 2, **TRUST}
@@ -187,3 +189,35 @@ def test_an_fsdp_sharded_model_runs_the_probe_on_every_rank_and_gets_single_proc
     written = list(read_records(folder / "sharded0.jsonl"))
     assert values(written) == values(single_process_records(dict.fromkeys((0, 2, 4, 6))))
     assert "sharded" in zero["refused"] and "sharded" in one["refused"]
+
+
+def scorer() -> LayerScorer:
+    """A scorer of two layers with 5 surrogates per chance level, every 2 evaluations."""
+    options = {"strategy": "exhaustive", "sizes": [3]}
+    return LayerScorer(
+        None, "random", 0, True, dict.fromkeys("ab", options), dict.fromkeys("ab"),
+        Trust(2, 5, 2), "pre",
+    )  # fmt: skip
+
+
+def test_shares_merged_in_one_process_equal_one_scorer_and_a_missing_share_is_no_level() -> None:
+    """The split's bookkeeping without gloo: rank 0's and rank 1's shares of two evaluations,
+    merged, give one scorer's records; without rank 1's share the due layer gets no chance level
+    (not one from half the surrogates), and the ranks still agree on what is due next."""
+    g = torch.Generator().manual_seed(3)
+    batches = [{n: torch.randn(200, 6, generator=g) for n in "ab"} for _ in range(3)]
+    owners = {"a": 0, "b": 1}
+    single, zero, one = scorer(), scorer(), scorer()
+    for step, activations in enumerate(batches[:2]):
+        expected = single.score(step, activations)
+        works = [s.share(step, owners, r, 2, activations) for r, s in enumerate((zero, one))]
+        merged = zero.merge(step, works)
+        for name in "ab":
+            assert merged[name].chance == expected[name].chance  # type: ignore[union-attr]
+            assert merged[name].noise == expected[name].noise  # type: ignore[union-attr]
+    lost = zero.share(2, owners, 0, 2, batches[2])
+    one.share(2, owners, 1, 2, batches[2])
+    merged = zero.merge(2, [lost])
+    assert merged["a"].chance is None  # type: ignore[union-attr]
+    assert "3 of 5 surrogates came back" in str(merged["a"].trust_error)  # type: ignore[union-attr]
+    assert zero.trust.age == one.trust.age == {"a": 1, "b": 1}  # both counted the due one

@@ -98,22 +98,28 @@ class LayerScorer:
         """One rank's part of an evaluation split over `ranks`: the layers it owns, scored
         without their chance levels, and its share of every due layer's surrogate searches.
 
-        Every rank filters every layer, so that all of them agree on which layers are due (their
-        activations are the same); the chance levels are put together by `merge` on rank 0.
+        Every rank filters every layer and counts the evaluation for each before any other work,
+        so that all of them agree on which layers are due (their activations are the same), even
+        when the work fails; the chance levels are put together by `merge` on rank 0.
         """
         work = RankWork({}, {})
-        for name, values in activations.items():
-            owner = owners[name] == rank
+        layers: dict[str, tuple[Tensor, NeuronFilter, bool]] = {}
+        for name, values in activations.items():  # every due decision first, counted on every rank
             try:
                 flat, neurons = self._filtered(values)
             except ValueError as error:
-                if owner:
+                if owners[name] == rank:
                     work.scores[name] = str(error)
                 continue
             count = neurons.kept.numel()
             due = self.trust.due(name, count)
-            if owner or due:
-                copula = self._copula(flat, neurons)
+            self.trust.settle(name, count, due)
+            layers[name] = (flat, neurons, due)
+        for name, (flat, neurons, due) in layers.items():
+            owner = owners[name] == rank
+            if not (owner or due):
+                continue
+            copula = self._copula(flat, neurons)
             if owner:
                 work.scores[name] = self._searched(name, step, flat, neurons, copula, False)
             if due:
@@ -124,14 +130,16 @@ class LayerScorer:
                     )
                 except Exception as error:  # the value stands; only its chance level is missing
                     work.surrogates[name] = str(error)
-            self.trust.settle(name, count, due)
         return work
 
     def merge(self, step: int, works: list[RankWork]) -> Scores:
         """Rank 0: every rank's scores, each with its layer's chance levels, those of the due
         layers put together from every rank's surrogates (as one process would compute them).
 
-        A failed share leaves the layer without chance levels until its next due evaluation.
+        A failed or missing share leaves the layer without chance levels at this evaluation, and
+        with its previous ones (if any) until its next due evaluation: every rank has already
+        counted this one (`share` settles first), so that the ranks keep agreeing on which
+        evaluations are due.
         """
         scores: Scores = {}
         for work in works:
@@ -141,12 +149,12 @@ class LayerScorer:
                 continue
             parts = [work.surrogates[name] for work in works if name in work.surrogates]
             failed = [part for part in parts if isinstance(part, str)]
+            found = {i: e for part in parts if not isinstance(part, str) for i, e in part.items()}
+            if parts and not failed and sorted(found) != list(range(self.trust.surrogates)):
+                failed = [f"{len(found)} of {self.trust.surrogates} surrogates came back"]
             if failed:
                 score.trust_error = score.trust_error or failed[0]
             elif parts:
-                found = {
-                    i: e for part in parts if not isinstance(part, str) for i, e in part.items()
-                }
                 self.trust.store(name, step, levels_from([found[i] for i in sorted(found)]))
             if score.trust_error is None:
                 score.chance = self.trust.latest(name)

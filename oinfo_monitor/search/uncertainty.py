@@ -230,7 +230,7 @@ def chance_levels(
         >>> levels.synergy[3] < 0 < levels.redundancy[3]  # extremes of independent data
         True
     """
-    check_quantile(quantile)
+    _check_quantile(quantile)
     found = surrogate_extremes(
         x,
         surrogates=surrogates,
@@ -301,7 +301,7 @@ def levels_from(extremes: Sequence[SurrogateExtremes], quantile: float = 0.05) -
         >>> round(levels.synergy[3], 3), round(levels.headline_redundancy, 3)
         (-0.325, 0.65)
     """
-    check_quantile(quantile)
+    _check_quantile(quantile)
     if not extremes:
         raise ValueError("levels_from needs the extremes of at least one surrogate")
     sizes = sorted({k for found in extremes for k in found.synergy})
@@ -325,7 +325,7 @@ def levels_from(extremes: Sequence[SurrogateExtremes], quantile: float = 0.05) -
     )
 
 
-def check_quantile(quantile: float) -> None:
+def _check_quantile(quantile: float) -> None:
     """Raise unless 0 < `quantile` < 0.5 (a chance level's tail probability)."""
     if not 0 < quantile < 0.5:
         raise ValueError(f"quantile must lie strictly between 0 and 0.5, got {quantile!r}")

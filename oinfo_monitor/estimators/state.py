@@ -10,7 +10,7 @@ only the covariance blocks that are asked for.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -200,17 +200,7 @@ def stacked_states(states: list[CopulaCovariance]) -> CopulaCovariance:
     within = None
     if first.within_cov is not None:
         within = torch.stack([state.within_cov for state in states])  # type: ignore[misc]
-    return CopulaCovariance(
-        cov=torch.stack([state.cov for state in states]),
-        n_samples=first.n_samples,
-        n_variables=first.n_variables,
-        target=first.target,
-        within_cov=within,
-        n_classes=first.n_classes,
-        bias_correct=first.bias_correct,
-        ties=first.ties,
-        seed=first.seed,
-    )
+    return replace(first, cov=torch.stack([state.cov for state in states]), within_cov=within)
 
 
 def copula_covariance(

@@ -105,6 +105,8 @@ class LayerScorer:
         work = RankWork({}, {})
         layers: dict[str, tuple[Tensor, NeuronFilter, bool]] = {}
         for name, values in activations.items():  # every due decision first, counted on every rank
+            if owners[name] != rank and not self.trust.surrogates:
+                continue  # nothing to do here, and nothing is ever due
             try:
                 flat, neurons = self._filtered(values)
             except ValueError as error:
@@ -125,8 +127,11 @@ class LayerScorer:
             if due:
                 options = {**self._options(name), "size_limit": self.size_limits[name]}
                 try:
+                    # Counted from the rank after the owner: an uneven split leaves the owner,
+                    # which also searches the layer, the smaller share.
+                    index = (rank - owners[name] - 1) % ranks
                     work.surrogates[name] = self.trust.surrogate_share(
-                        copula, options, (rank, ranks)
+                        copula, options, (index, ranks)
                     )
                 except Exception as error:  # the value stands; only its chance level is missing
                     work.surrogates[name] = str(error)

@@ -29,6 +29,7 @@ from oinfo_monitor.estimators import (
     oinfo,
     tc,
 )
+from oinfo_monitor.estimators.covariance import within_class_covariance
 from oinfo_monitor.estimators.logdets import block_logdets
 
 POLICIES = ("random", "stable", "average")
@@ -227,6 +228,18 @@ def test_covariance_matches_numpy(width):
     found = covariance(torch.from_numpy(x))
     np.testing.assert_allclose(found.numpy(), np.cov(x, rowvar=False), rtol=1e-13, atol=1e-14)
     assert torch.equal(found, found.T)
+
+
+@pytest.mark.parametrize("width", [5, 300])  # the full product, then by bands
+def test_within_class_covariance_matches_numpy(width):
+    x = continuous(400, width)
+    labels = np.random.default_rng(1).integers(0, 3, 400)
+    residual = x - np.stack([x[labels == c].mean(0) for c in range(3)])[labels]
+    found, classes = within_class_covariance(torch.from_numpy(x), torch.from_numpy(labels))
+    np.testing.assert_allclose(
+        found.numpy(), residual.T @ residual / (400 - 3), rtol=1e-12, atol=1e-14
+    )
+    assert classes == 3 and torch.equal(found, found.T)
 
 
 @pytest.mark.parametrize("samples", [5, 30, 61, 10_000])

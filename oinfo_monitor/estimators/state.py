@@ -161,7 +161,7 @@ class CopulaCovariance(Measures):
 
     def measure_groups(self, measure: Measure, groups: list[tuple[Tensor, Tensor]]) -> Tensor:
         """`measure` of multiplets already grouped by size, as `parse_multiplets` returns them;
-        of shape [..., M] for a stack of covariances (see `CopulaValues.resampled_state`)."""
+        of shape [..., M] for a stack of covariances (see `stacked_states`)."""
         with one_cpu_thread(self.cov.device):
             total = sum(int(positions.numel()) for positions, _ in groups)
             shape = (*self.cov.shape[:-2], total)

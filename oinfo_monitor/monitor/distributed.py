@@ -2,9 +2,9 @@
 
 Every rank runs the probe through its own replica of the model (under DDP the replicas hold the
 same weights), scores the layers it owns and runs its share of every due layer's surrogate
-searches (the chance levels; a model with one monitored layer is split that way too); the
-shares are exchanged over a gloo group of their own, so the exchange never mixes with the training's collectives (NCCL or gloo), even from the
-background worker's thread. Rank 0 assembles and writes the evaluation; the values are those a
+searches (the chance levels; a model with one monitored layer is split that way too); the shares
+are exchanged over a gloo group of their own, so the exchange never mixes with the training's
+collectives (NCCL or gloo), even from the background worker's thread. Rank 0 assembles and writes the evaluation; the values are those a
 single process computes, since each layer is scored by the same code with the same seeds. A check
 sum of each layer's activations travels with the shares: if the ranks' activations differ (ranks
 that do not hold the same weights), the step is skipped and rank 0 evaluates alone from then on,

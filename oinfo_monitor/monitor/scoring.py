@@ -125,7 +125,7 @@ class LayerScorer:
             if owner:
                 work.scores[name] = self._searched(name, step, flat, neurons, copula, False)
             if due:
-                options = {**self._options(name), "size_limit": self.size_limits[name]}
+                options = self._options(name)
                 try:
                     # Counted from the rank after the owner: an uneven split leaves the owner,
                     # which also searches the layer, the smaller share.
@@ -160,7 +160,7 @@ class LayerScorer:
             if failed:
                 score.trust_error = score.trust_error or failed[0]
             elif parts:
-                self.trust.store(name, step, levels_from([found[i] for i in sorted(found)]))
+                self.trust.store(name, step, levels_from(list(found.values())))
             if score.trust_error is None:
                 score.chance = self.trust.latest(name)
         return scores
@@ -186,8 +186,10 @@ class LayerScorer:
         return copula_values(values[:, neurons.kept], y=self.target, ties=self.ties, seed=self.seed)
 
     def _options(self, name: str) -> dict[str, Any]:
-        """The layer's search options as the search gets them (unset ones left out)."""
-        return {k: v for k, v in self.search_options[name].items() if v is not None}
+        """The layer's search options as the search gets them (unset ones left out, its size
+        limit in): the real search's and its surrogates' alike."""
+        options = {k: v for k, v in self.search_options[name].items() if v is not None}
+        return {**options, "size_limit": self.size_limits[name]}
 
     def _searched(
         self,
@@ -203,18 +205,13 @@ class LayerScorer:
         kept_list = neurons.kept.tolist()
         stats = copula.state(bias_correct=self.bias_correct)
         options = self._options(name)
-        limit = self.size_limits[name]
-        result = search_covariance(
-            stats, index_map=kept_list, seed=self.seed, size_limit=limit, **options
-        )
+        result = search_covariance(stats, index_map=kept_list, seed=self.seed, **options)
         began = time.perf_counter()
         trust_error = None
         chance = None
         try:
             if with_chance:
-                noise, chance = self.trust.of(
-                    name, step, copula, kept_list, result, {**options, "size_limit": limit}
-                )
+                noise, chance = self.trust.of(name, step, copula, kept_list, result, options)
             else:
                 noise = self.trust.noise(copula, kept_list, result)
         except Exception as error:  # the value stands; only its noise/chance level is missing

@@ -78,7 +78,7 @@ class Trust:
         due = self.due(layer, copula.n_variables)
         if due:
             found = self.surrogate_share(copula, search_options)
-            self.store(layer, step, levels_from([found[i] for i in sorted(found)]))
+            self.store(layer, step, levels_from(list(found.values())))
         self.settle(layer, copula.n_variables, due)
         return self.latest(layer)
 

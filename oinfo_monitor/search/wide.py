@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from oinfo_monitor.estimators.covariance import gram
 from oinfo_monitor.estimators.state import CopulaCovariance, WideCopula
 from oinfo_monitor.estimators.threads import one_cpu_thread
 from oinfo_monitor.search.auto import WIDE_LAYER
@@ -42,7 +43,7 @@ PARTNERS = 3
 _SEED_SHARE = 4
 # Rows of the correlation matrix per block where it is formed row by row.
 _BLOCK_ROWS = 512
-# Rows per band of the triangular products of the screen's strength.
+# Rows per band of the triangular product of the screen's strength.
 _TRIANGLE_ROWS = 64
 
 
@@ -122,7 +123,7 @@ def strengths(z: Tensor) -> Tensor:
     With N > T it is z_iᵀ G z_i − 1 for the Gram matrix G = Z Zᵀ. Centred columns make G
     singular along the all-ones vector 1, to which every z_i is orthogonal, so z_iᵀ G z_i =
     z_iᵀ G' z_i with G' = G + (N/T) 11ᵀ = UᵀU, positive definite when Z has rank T − 1: the
-    squared norm of U z_i. Both T²N products are done on triangles only (`_gram`,
+    squared norm of U z_i. Both T²N products are done on triangles only (`covariance.gram`,
     `_triangular_square_sums`), about 60% of two full products; a G' that Cholesky cannot
     factor (repeated samples lower the rank) takes the full product G Z instead.
 
@@ -135,23 +136,13 @@ def strengths(z: Tensor) -> Tensor:
     """
     samples, n = z.shape
     if samples < n:
-        gram = _gram(z)
-        upper, info = torch.linalg.cholesky_ex(gram + n / samples, upper=True)
+        product = gram(z.T)  # Z Zᵀ
+        upper, info = torch.linalg.cholesky_ex(product + n / samples, upper=True)
         if int(info) == 0:
             return _triangular_square_sums(upper, z).sub_(1.0)
-        return (gram @ z).mul_(z).sum(0).sub_(1.0)
+        return (product @ z).mul_(z).sum(0).sub_(1.0)
     rows = [(z[:, i : i + _BLOCK_ROWS].T @ z).square_().sum(1) for i in range(0, n, _BLOCK_ROWS)]
     return torch.cat(rows).sub_(1.0)
-
-
-def _gram(z: Tensor) -> Tensor:
-    """Z Zᵀ of `z` [T, N], computed a band of `_TRIANGLE_ROWS` rows at a time on and above the
-    diagonal, then mirrored."""
-    samples = z.shape[0]
-    gram = torch.zeros(samples, samples, dtype=z.dtype, device=z.device)
-    for i in range(0, samples, _TRIANGLE_ROWS):
-        gram[i : i + _TRIANGLE_ROWS, i:] = z[i : i + _TRIANGLE_ROWS] @ z[i:].T
-    return gram.triu() + gram.triu(1).T
 
 
 def _triangular_square_sums(upper: Tensor, z: Tensor) -> Tensor:

@@ -140,8 +140,9 @@ def test_long_mixed_list_keeps_caller_order():
 
 @pytest.mark.parametrize("n_variables", [6, 400])
 def test_numpy_integers_tensor_rows_and_ragged_lists_parse_like_tuples(n_variables):
-    """numpy integer entries, a tuple of 1-D tensors and ragged lists of lists give the members
-    of the same list of tuples; 400 variables take indices above 255."""
+    """numpy integer entries, a tuple of 1-D tensors, ragged lists of lists and 0-d integer
+    tensors or arrays (anything with `__index__`) give the members of the same list of tuples;
+    400 variables take indices above 255."""
     top = n_variables - 1
     rows = [(0, 1, top), (3, 4), (top, 2, 0, 1), (1, 3)]
     expected = [([0], [[0, 1, top]]), ([1, 3], [[3, 4], [1, 3]]), ([2], [[top, 2, 0, 1]])]
@@ -151,6 +152,8 @@ def test_numpy_integers_tensor_rows_and_ragged_lists_parse_like_tuples(n_variabl
         [[np.uint16(v) for v in r] for r in rows],
         tuple(torch.tensor(r) for r in rows),
         [list(r) for r in rows],
+        [tuple(torch.tensor(v) for v in r) for r in rows],
+        [[np.array(v, dtype=np.int32) for v in r] for r in rows],
     ):
         got = [(p.tolist(), m.tolist()) for p, m in parse_multiplets(form, n_variables)]
         assert got == expected
@@ -233,7 +236,10 @@ def test_bad_indices_raise_value_error_naming_them(x, multiplets, message):
             (torch.tensor([0, 1]), torch.tensor([True, False])),
             "multiplet 1 has a non-integer index True",
         ),
-        ([(torch.tensor(0), torch.tensor(1))], "multiplet 0 has a non-integer index tensor(0)"),
+        ([(0, 1), (torch.tensor(True), 2)], "multiplet 1 has a non-integer index tensor(True)"),
+        ([(0, 1), (torch.tensor(2.0), 1)], "multiplet 1 has a non-integer index tensor(2.)"),
+        ([(0, 1), (np.array(False), 2)], "multiplet 1 has a non-integer index array(False)"),
+        ([(0, 300)] * 10 + [(299, True)], "multiplet 10 has a non-integer index True"),
         ([(0, 1), {2, 3}], "multiplet 1 must be a sequence of indices, got {2, 3}"),
     ],
     ids=[
@@ -251,7 +257,10 @@ def test_bad_indices_raise_value_error_naming_them(x, multiplets, message):
         "numpy-float",
         "nested-row",
         "bool-tensor-row",
-        "zero-d-tensor-entries",
+        "zero-d-bool-tensor",
+        "zero-d-float-tensor",
+        "zero-d-bool-array",
+        "bool-among-indices-above-255",
         "set-row",
     ],
 )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
+import array
+import functools
 import math
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,10 +64,12 @@ def _index_groups(
 def _flat_indices(rows: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """Row lengths and all indices, row after row, of plain index rows, converted in bulk.
 
-    Rows must be lists, tuples or 1-D arrays, and their entries ints or numpy integers (not bools):
-    checked over the set of entry types, so that a list of tuples costs a few C-level passes
-    instead of a Python loop per row. None when anything else is found: `_group_rows` then checks
-    row by row and names the malformed entry.
+    Rows must be lists, tuples or 1-D arrays, and their entries integers (`_as_index` says which).
+    A list of tuples costs a few C-level passes instead of a Python loop per row: `bytes` (indices
+    below 256) or `array` converts every entry through `__index__`, which rejects floats and
+    strings, and only the entries valued 0 or 1 are looked at for bools, which have `__index__`
+    but mark masks rather than positions. None when anything else is found: `_group_rows` then
+    checks row by row, names the malformed entry, or accepts what is only unusual (a 0-d tensor).
     """
     row_kinds = set(map(type, rows))
     if any(issubclass(kind, (Tensor, np.ndarray)) for kind in row_kinds):
@@ -73,19 +77,32 @@ def _flat_indices(rows: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
         row_kinds = set(map(type, rows))
     if not all(issubclass(kind, (tuple, list)) for kind in row_kinds):
         return None
-    flat = list(itertools.chain.from_iterable(rows))
-    kinds = set(map(type, flat))
+    flat: list[Any] = functools.reduce(operator.iconcat, rows, [])
+    lengths, values = _small_or_long(map(len, rows)), _small_or_long(flat)
+    if lengths is None or values is None:
+        return None
+    zeros_and_ones = np.flatnonzero((values >= 0) & (values <= 1)).tolist()
+    kinds = set(map(type, map(flat.__getitem__, zeros_and_ones)))
     if not all(issubclass(k, (int, np.integer)) and not issubclass(k, bool) for k in kinds):
         return None
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    return lengths, values
+
+
+def _small_or_long(entries: Iterable[Any]) -> np.ndarray | None:
+    """Integers as uint8 (all in [0, 256)) or int64, converted through `__index__` at C speed.
+
+    None when an entry has no `__index__` (a float, a string, a nested row) or overflows int64.
+    """
+    entries = entries if isinstance(entries, list) else list(entries)
     try:
-        # bytes() converts a list of small non-negative ints at C speed; other indices raise.
-        return lengths, np.frombuffer(bytes(flat), dtype=np.uint8)
+        return np.frombuffer(bytes(entries), dtype=np.uint8)
+    except TypeError:
+        return None
     except ValueError:
         pass
     try:
-        return lengths, np.fromiter(flat, dtype=np.int64, count=len(flat))
-    except OverflowError:
+        return np.frombuffer(array.array("q", entries), dtype=np.int64)
+    except (TypeError, OverflowError):
         return None
 
 
@@ -94,6 +111,7 @@ def _group_flat(lengths: np.ndarray, values: np.ndarray) -> list[tuple[Tensor, T
 
     Rows of one size that follow each other (as a list built size by size has them) are one slice.
     """
+    lengths = lengths.astype(np.int64)
     sizes, first = np.unique(lengths, return_index=True)
     starts = np.cumsum(lengths) - lengths
     pairs = []
@@ -120,15 +138,24 @@ def _group_rows(rows: list[Any]) -> list[tuple[Tensor, Tensor]]:
     ]
 
 
-def _as_row(row: Any, position: int) -> Sequence[int]:
-    """Return one multiplet of a list as a sequence of ints, or say which entry is malformed."""
+def _as_row(row: Any, position: int) -> list[int]:
+    """Return one multiplet of a list as a list of ints, or say which entry is malformed."""
     values = row.tolist() if isinstance(row, (Tensor, np.ndarray)) else row
     if isinstance(values, (int, np.integer)) or not isinstance(values, Sequence):
         raise TypeError(f"multiplet {position} must be a sequence of indices, got {row!r}")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"multiplet {position} has a non-integer index {value!r}")
-    return [int(v) for v in values]
+    return [_as_index(value, position) for value in values]
+
+
+def _as_index(value: Any, position: int) -> int:
+    """An entry as an int: anything with `__index__` (ints, numpy integers, one-element integer
+    arrays and tensors) except bools, which index masks rather than positions."""
+    dtype = value.dtype if isinstance(value, (Tensor, np.ndarray)) else None
+    if not isinstance(value, (bool, np.bool_)) and dtype not in (torch.bool, np.dtype(bool)):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"multiplet {position} has a non-integer index {value!r}")
 
 
 def _as_index_matrix(multiplets: Tensor | np.ndarray, device: torch.device | None) -> Tensor:
@@ -148,8 +175,9 @@ def _check_members(members: Tensor, n_variables: int) -> None:
     size = members.shape[1]
     if size < 2:
         raise ValueError(f"multiplets need at least 2 variables, got a multiplet of size {size}")
-    out = (members < 0) | (members >= n_variables)
-    if bool(out.any()):
+    lowest, highest = (int(v) for v in torch.aminmax(members))
+    if lowest < 0 or highest >= n_variables:
+        out = (members < 0) | (members >= n_variables)
         row, col = (int(v) for v in torch.nonzero(out)[0])
         raise ValueError(
             f"multiplet {members[row].tolist()} has index {int(members[row, col])} out of range "

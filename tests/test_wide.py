@@ -16,7 +16,7 @@ from oinfo_monitor.estimators.state import WIDE_NEURONS, CopulaCovariance, WideC
 from oinfo_monitor.search import search, search_covariance
 from oinfo_monitor.search.options import AutoOptions
 from oinfo_monitor.search.uncertainty import chance_levels
-from oinfo_monitor.search.wide import SEARCHED_NEURONS, narrowed, strengths
+from oinfo_monitor.search.wide import SEARCHED_NEURONS, narrowed, screen, strengths
 
 
 def triplet(neurons: int) -> tuple[int, int, int]:
@@ -58,6 +58,49 @@ def test_auto_searches_a_screened_block_and_records_it() -> None:
         for m in v.members
     }
     assert members <= {index_map[c] for c in narrowing.columns}
+
+
+def test_auto_screens_a_layer_between_the_search_and_the_wide_thresholds() -> None:
+    neurons = 1500  # above the 1,024 searched, below WIDE_NEURONS: it comes with its covariance
+    x = planted(neurons=neurons, seed=4)
+    stats = copula_values(x).state()
+    assert isinstance(stats, CopulaCovariance) and SEARCHED_NEURONS < neurons <= WIDE_NEURONS
+    result = search_covariance(stats, sizes=[3, 4])
+    assert result.n_variables == neurons and result.searched_neurons == SEARCHED_NEURONS
+    assert result.reduced.startswith("screened 1,024 of 1,500 neurons")
+    assert result.strategy == "greedy" and result.synergy[3].members == triplet(neurons)
+    chosen = [m.members for found in (result.synergy, result.redundancy) for m in found.values()]
+    values = [m.value for found in (result.synergy, result.redundancy) for m in found.values()]
+    expected = torch.tensor(values, dtype=torch.float64)
+    torch.testing.assert_close(stats.oinfo(chosen), expected, rtol=0, atol=1e-12)
+    explicit = search_covariance(stats, strategy="anneal", sizes=[3])
+    assert explicit.searched_neurons == neurons and explicit.reduced == ""
+
+
+def test_the_screen_reads_a_covariance_as_it_reads_copula_values() -> None:
+    x = planted(neurons=1500, seed=5)
+    values = copula_values(x)
+    from_values = screen(WideCopula(values, True), SEARCHED_NEURONS)
+    from_covariance = screen(values.state(), SEARCHED_NEURONS)
+    assert from_values[1] == from_covariance[1]
+    # float32 ranks (copula values) and float64 ranks (covariance) may swap near-equal strengths
+    # at the edge of the kept set; the planted triplet and all but a handful agree.
+    shared = set(from_values[0]) & set(from_covariance[0])
+    assert set(triplet(1500)) <= shared and len(shared) >= SEARCHED_NEURONS - 8
+
+
+def test_a_block_of_a_covariance_state_measures_as_the_whole() -> None:
+    x = planted(samples=300, neurons=40, seed=6)
+    columns = [3, 17, 20, 29, 39]
+    for y in (None, x[:, 4] + x[:, 9], (x[:, 4] > 0).long() + (x[:, 9] > 0).long()):
+        stats = copula_covariance(x, y=y)
+        block = stats.block(columns)
+        assert block.n_variables == len(columns)
+        for name in ("oinfo", "sinfo", "tc", "dtc"):
+            whole = stats.measure(name, [[3, 20, 39], [17, 29, 20, 3]])
+            torch.testing.assert_close(
+                block.measure(name, [[0, 2, 4], [1, 3, 2, 0]]), whole, rtol=0, atol=0
+            )
 
 
 def test_found_values_equal_exact_scoring_on_the_full_covariance() -> None:

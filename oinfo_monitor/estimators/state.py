@@ -136,6 +136,24 @@ class CopulaCovariance(Measures):
             entropy_bits(log_variances, 1, size, samples, bias),
         )
 
+    def block(self, columns: list[int]) -> CopulaCovariance:
+        """The state of the neurons `columns` only (the target kept), renumbered 0..len-1: the
+        matching rows and columns of its covariances, so its measures equal this state's (as
+        `WideCopula.block` forms them).
+
+        Examples:
+            >>> stats = copula_covariance(torch.randn(100, 6), y=torch.randn(100))
+            >>> block = stats.block([1, 4, 5])
+            >>> tuple(block.cov.shape), bool(block.oinfo([[0, 1, 2]]) == stats.oinfo([[1, 4, 5]]))
+            ((4, 4), True)
+        """
+        extra = list(range(self.n_variables, self.cov.shape[-1]))  # a continuous target's column
+        index = torch.tensor(columns + extra, dtype=torch.long, device=self.cov.device)
+        within = None if self.within_cov is None else _submatrix(self.within_cov, index)
+        return replace(
+            self, cov=_submatrix(self.cov, index), within_cov=within, n_variables=len(columns)
+        )
+
     def supported_size(self) -> int:
         """Largest multiplet (in neurons) these samples support: `entropy.supported_size`."""
         return supported_size(self.n_samples, self.target, self.n_classes)
@@ -169,6 +187,11 @@ class CopulaCovariance(Measures):
             for positions, members in groups:
                 out[..., positions] = self.entropy_terms(members).combine(measure)
         return out
+
+
+def _submatrix(matrix: Tensor, index: Tensor) -> Tensor:
+    """The rows and columns `index` of the last two dimensions of `matrix`, contiguous."""
+    return matrix.index_select(-2, index).index_select(-1, index)
 
 
 def stacked_states(states: list[CopulaCovariance]) -> CopulaCovariance:

@@ -20,10 +20,10 @@ read once:
   multiplets and make heat-bath swap moves under a cooling temperature, separately minimising
   and maximising Ω.
 - ``"auto"`` (`auto`): exhaustive when all requested multiplets fit `time_budget` (by a rough
-  cost model), else greedy up to 1,024 neurons, else anneal; `reason` says what it chose and why.
-  A layer of more than 2,048 neurons, whose state is a `WideCopula` (no N×N covariance), is
-  first screened down to 1,024 neurons (`wide`); the result's `searched_neurons` and `reduced`
-  say so.
+  cost model), else greedy; `reason` says what it chose and why. A layer of more than 1,024
+  neurons is first screened down to 1,024 (`wide`: from its correlations, or for more than 2,048
+  neurons, whose state is a `WideCopula` with no N×N covariance, from its copula values); the
+  result's `searched_neurons` and `reduced` say so.
 
 Options (keyword-only, checked before any work; unknown names are rejected), one frozen
 dataclass per strategy in `options`:

@@ -147,7 +147,7 @@ def _run(scorer: Scorer, opts: StrategyOptions, sizes: list[int] | None, seed: i
         return run_clusters(scorer, sizes, opts)
     if isinstance(opts, AnnealOptions):
         return run_anneal(scorer, sizes, opts, seed)
-    return run_auto(scorer, sizes, opts, seed)
+    return run_auto(scorer, sizes, opts)
 
 
 def _mapped(multiplet: Multiplet, mapping: list[int] | None) -> Multiplet:

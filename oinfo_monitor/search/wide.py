@@ -1,14 +1,17 @@
 """Wide layers: which neurons the ``"auto"`` search looks at when a layer has too many to search.
 
-A layer wider than `estimators.state.WIDE_NEURONS` comes as a `WideCopula` (its copula values,
-no N×N covariance). Under ``"auto"`` its neurons are screened down to `SEARCHED_NEURONS`, and
-the search runs on the float64 covariance block of those alone; every other strategy gets the
-full covariance, as it always did. The screen ranks neurons by how strongly they depend on the
-rest of the layer, in float32 (it only ranks; every Ω is scored in float64):
+Under ``"auto"`` a layer of more than `SEARCHED_NEURONS` neurons is screened down to that many,
+and the search runs on the float64 covariance block of those alone (its time budget then holds
+at any width); every other strategy gets the full covariance, as it always did. A layer wider
+than `estimators.state.WIDE_NEURONS` comes as a `WideCopula` (its copula values, no N×N
+covariance), which the screen reads in float32 (it only ranks; every Ω is scored in float64);
+a narrower one comes with its covariance, whose correlations the screen reads. The screen ranks
+neurons by how strongly they depend on the rest of the layer:
 
 - the strength of neuron i is s_i = Σ_{j≠i} ρ_ij², its summed squared copula correlation with
-  every other neuron; with T samples and N > T neurons all of them come from the T×T Gram matrix
-  G = Z Zᵀ of the standardised copula values, s_i = z_iᵀ G z_i − 1, in O(T² N);
+  every other neuron; for a `WideCopula` with T samples and N > T neurons all of them come from
+  the T×T Gram matrix G = Z Zᵀ of the standardised copula values, s_i = z_iᵀ G z_i − 1, in
+  O(T² N);
 - a quarter of the places go to the strongest neurons ("seeds"), then each seed brings its
   `PARTNERS` most correlated neurons (exact correlations of the seeds with all N), then the
   remaining places go to the next strongest. Ω of a triplet is a function of its pairwise
@@ -30,11 +33,11 @@ from torch import Tensor
 from oinfo_monitor.estimators.covariance import gram
 from oinfo_monitor.estimators.state import CopulaCovariance, WideCopula
 from oinfo_monitor.estimators.threads import one_cpu_thread
-from oinfo_monitor.search.auto import WIDE_LAYER
 from oinfo_monitor.search.options import AutoOptions, StrategyOptions
 
-SEARCHED_NEURONS = WIDE_LAYER
-"""Neurons the ``"auto"`` search keeps of a wider layer (the widest it greedily searches)."""
+SEARCHED_NEURONS = 1024
+"""Neurons the ``"auto"`` search keeps of a wider layer: the widest it searches greedily within
+its budget (greedy's pair seed covers a small fraction of the pairs of a wider one)."""
 
 PARTNERS = 3
 """Most correlated neurons each seed of the screen brings along."""
@@ -63,8 +66,9 @@ class Narrowing:
 def narrowed(
     stats: CopulaCovariance | WideCopula, opts: StrategyOptions
 ) -> tuple[CopulaCovariance, Narrowing | None]:
-    """The covariance state a search runs on: `stats` itself, a wide layer's full covariance for
-    an explicit strategy, or under ``"auto"`` the block of the neurons `screen` keeps.
+    """The covariance state a search runs on: under ``"auto"``, for a layer of more than
+    `SEARCHED_NEURONS` neurons, the block of the neurons `screen` keeps; otherwise `stats`
+    itself, or a wide layer's full covariance (an explicit strategy).
 
     Examples:
         >>> from oinfo_monitor.estimators import copula_values
@@ -73,19 +77,21 @@ def narrowed(
         >>> tuple(block.cov.shape), len(narrowing.columns), narrowing.n_variables
         ((1024, 1024), 1024, 2100)
     """
-    if not isinstance(stats, WideCopula):
-        return stats, None
-    if not isinstance(opts, AutoOptions):
-        return stats.full(), None
-    with one_cpu_thread(stats.values.z.device):
+    if not isinstance(opts, AutoOptions) or stats.n_variables <= SEARCHED_NEURONS:
+        return (stats.full() if isinstance(stats, WideCopula) else stats), None
+    device = stats.values.z.device if isinstance(stats, WideCopula) else stats.cov.device
+    with one_cpu_thread(device):
         columns, how = screen(stats, SEARCHED_NEURONS)
-    return stats.block(columns), Narrowing(columns, stats.n_variables, how)
+    block = stats.block(columns)
+    return block, Narrowing(columns, stats.n_variables, how)
 
 
-def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
+def screen(stats: CopulaCovariance | WideCopula, count: int) -> tuple[list[int], str]:
     """The `count` neurons a wide layer's search keeps (ascending), and a sentence saying how.
 
-    See the module docstring for the rule. Deterministic: ties in strength go to the lower index.
+    See the module docstring for the rule: the same for a `WideCopula` (from its copula values,
+    never forming N×N) and a covariance state (from its correlations). Deterministic: ties in
+    strength go to the lower index.
 
     Examples:
         >>> from oinfo_monitor.estimators import copula_values
@@ -97,16 +103,29 @@ def screen(stats: WideCopula, count: int) -> tuple[list[int], str]:
         (64, True)
     """
     n = stats.n_variables
-    z = stats.values.z[:, :n].to(torch.float32, copy=True)  # normalised in place below
-    z.sub_(z.mean(0, keepdim=True))
-    z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
-    strength = strengths(z)
+    if isinstance(stats, WideCopula):
+        z = stats.values.z[:, :n].to(torch.float32, copy=True)  # normalised in place below
+        z.sub_(z.mean(0, keepdim=True))
+        z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
+        strength = strengths(z)
+
+        def squared(rows: Tensor) -> Tensor:
+            return (z[:, rows].T @ z).square_()
+    else:
+        cov = stats.cov[:n, :n]
+        scale = cov.diagonal().rsqrt()
+        correlation = cov * scale[:, None] * scale[None, :]
+        strength = correlation.square().sum(1).sub_(1.0)
+
+        def squared(rows: Tensor) -> Tensor:
+            return correlation[rows].square()
+
     by_strength = torch.sort(strength, descending=True, stable=True).indices
     seeds = by_strength[: max(1, count // _SEED_SHARE)]
-    squared = (z[:, seeds].T @ z).square_()
-    own = torch.arange(len(seeds), device=z.device)
-    squared[own, seeds] = -1.0  # a neuron is not its own partner
-    partners = torch.topk(squared, min(PARTNERS, n - 1), dim=1).indices
+    paired = squared(seeds)
+    own = torch.arange(len(seeds), device=seeds.device)
+    paired[own, seeds] = -1.0  # a neuron is not its own partner
+    partners = torch.topk(paired, min(PARTNERS, n - 1), dim=1).indices
     candidates = torch.cat([seeds, partners.T.reshape(-1), by_strength])
     kept = _first_occurrences(candidates, count)
     how = (

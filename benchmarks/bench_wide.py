@@ -1,10 +1,11 @@
-"""Wide layers: one monitor evaluation of a 4,096-, 10,000- and 20,000-neuron layer, 500 samples.
+"""Wide layers: one monitor evaluation of a 4,096-, 10,000- and 20,000-neuron layer.
 
 The layer is the pre-activation of ``nn.Linear(256, N)`` in ``Linear(256, N) -> ReLU ->
-Linear(N, 10)``, probed with 500 Gaussian samples, monitored with the default options (strategy
-``"auto"``, time budget 0.1 s per layer, 10 bootstrap resamples, 19 surrogates every 50
-evaluations). Every case runs in a fresh subprocess, so that its peak resident memory (the
-kernel's ``ru_maxrss``, which sees torch's allocations, unlike tracemalloc) is its own:
+Linear(N, 10)``, probed with 500 Gaussian samples (``--samples``), monitored with the default
+options (strategy ``"auto"``, time budget 0.1 s per layer, 10 bootstrap resamples, 19
+surrogates every 50 evaluations). Every case runs in a fresh subprocess, so that its peak
+resident memory (the kernel's ``ru_maxrss``, which sees torch's allocations, unlike
+tracemalloc) is its own:
 
 - ``baseline``: the dense path, as before the wide path existed: `WIDE_NEURONS` raised above N,
   so the layer gets its N×N float64 covariance, and ``"anneal"`` over all N neurons (what
@@ -26,6 +27,7 @@ JSON.
     python benchmarks/bench_wide.py                          # 4,096, 10,000 and 20,000 neurons
     python benchmarks/bench_wide.py --neurons 4096 --repeats 1 --no-baseline
     python benchmarks/bench_wide.py --parts-only             # CPU cost of the parts only
+    python benchmarks/bench_wide.py --neurons 4096 --samples 5000 --no-baseline  # a larger probe
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-INPUTS, SAMPLES, BUDGET = 256, 500, 0.1
+INPUTS, BUDGET = 256, 0.1
+# Probe samples: --samples, handed to each case's subprocess through the environment.
+SAMPLES = int(os.environ.get("BENCH_WIDE_SAMPLES", "500"))
 PLANTED_TRIPLETS = 10
 
 
@@ -53,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--neurons", type=int, nargs="+", default=[4096, 10_000, 20_000])
     parser.add_argument("--repeats", type=int, default=3, help="wide-path runs per width")
     parser.add_argument("--no-baseline", action="store_true", help="skip the dense path")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="probe samples (500)")
     parser.add_argument("--recall-seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--parts-only", action="store_true", help="only the CPU cost of the parts")
@@ -147,7 +152,7 @@ def recall(neurons: int) -> dict[str, Any]:
         for a, b, c in triplets.view(-1, 3).tolist():
             x[:, c] = x[:, a] + x[:, b] + 0.3 * x[:, c]
         stats = copula_values(x).state()
-        kept = set(screen(stats, SEARCHED_NEURONS)[0])
+        kept = set(screen(stats, SEARCHED_NEURONS, BUDGET)[0])
         found = search_covariance(stats, sizes=[3], time_budget=BUDGET).synergy[3].members
         rows.append({"kept_whole": sum(set(t) <= kept for t in planted), "found": found in planted})
     return {"mode": "recall", "neurons": neurons, "seeds": rows}
@@ -169,7 +174,7 @@ def parts(neurons: int) -> dict[str, Any]:
     )
     stats = values.state()
     timed = {
-        "screen": lambda: screen(stats, SEARCHED_NEURONS),
+        "screen": lambda: screen(stats, SEARCHED_NEURONS, BUDGET),
         "search": lambda: search_covariance(stats, size_limit=INPUTS, time_budget=BUDGET),
         "permute": lambda: values.permuted(seed=1),
     }
@@ -205,8 +210,14 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]))))
         return
-    print(f"load average before: {os.getloadavg()}")
-    results: dict[str, Any] = {"load_before": os.getloadavg(), "cases": [], "parts": []}
+    os.environ["BENCH_WIDE_SAMPLES"] = str(args.samples)
+    print(f"load average before: {os.getloadavg()}; {args.samples:,} probe samples")
+    results: dict[str, Any] = {
+        "load_before": os.getloadavg(),
+        "samples": args.samples,
+        "cases": [],
+        "parts": [],
+    }
     for neurons in args.neurons:
         part = subprocess_case("parts", neurons, 0)
         results["parts"].append(part)

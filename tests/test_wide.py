@@ -16,7 +16,14 @@ from oinfo_monitor.estimators.state import WIDE_NEURONS, CopulaCovariance, WideC
 from oinfo_monitor.search import search, search_covariance
 from oinfo_monitor.search.options import AutoOptions
 from oinfo_monitor.search.uncertainty import chance_levels
-from oinfo_monitor.search.wide import SEARCHED_NEURONS, narrowed, screen, strengths
+from oinfo_monitor.search.wide import (
+    SCREEN_SAMPLES,
+    SEARCHED_NEURONS,
+    narrowed,
+    screen,
+    screen_samples,
+    strengths,
+)
 
 
 def triplet(neurons: int) -> tuple[int, int, int]:
@@ -60,6 +67,27 @@ def test_auto_searches_a_screened_block_and_records_it() -> None:
     assert members <= {index_map[c] for c in narrowing.columns}
 
 
+def test_a_large_probe_is_screened_on_a_share_of_its_samples_and_scored_on_all() -> None:
+    samples, neurons = 4 * SCREEN_SAMPLES, 2100
+    x = planted(samples=samples, neurons=neurons, seed=9)
+    stats = copula_values(x).state()
+    read = screen_samples(samples, neurons, 0.1)
+    assert SCREEN_SAMPLES <= read < samples
+    result = search_covariance(stats, sizes=[3], time_budget=0.1)
+    assert result.reduced.endswith(f"(read on {read:,} evenly spaced of its {samples:,} samples)")
+    assert result.synergy[3].members == triplet(neurons)
+    # the value is that of every sample: the block searched is formed from all of them
+    expected = stats.full().oinfo([triplet(neurons)])
+    torch.testing.assert_close(
+        torch.tensor([result.synergy[3].value], dtype=torch.float64), expected, rtol=0, atol=1e-12
+    )
+    # a budget that affords every sample reads them all
+    assert screen_samples(samples, neurons, 2.0) == samples
+    roomy = search_covariance(stats, sizes=[3], time_budget=2.0)
+    assert roomy.reduced.endswith("then the next largest by that sum")
+    assert roomy.synergy[3].members == triplet(neurons)
+
+
 def test_auto_screens_a_layer_between_the_search_and_the_wide_thresholds() -> None:
     neurons = 1500  # above the 1,024 searched, below WIDE_NEURONS: it comes with its covariance
     x = planted(neurons=neurons, seed=4)
@@ -80,8 +108,8 @@ def test_auto_screens_a_layer_between_the_search_and_the_wide_thresholds() -> No
 def test_the_screen_reads_a_covariance_as_it_reads_copula_values() -> None:
     x = planted(neurons=1500, seed=5)
     values = copula_values(x)
-    from_values = screen(WideCopula(values, True), SEARCHED_NEURONS)
-    from_covariance = screen(values.state(), SEARCHED_NEURONS)
+    from_values = screen(WideCopula(values, True), SEARCHED_NEURONS, 0.1)
+    from_covariance = screen(values.state(), SEARCHED_NEURONS, 0.1)
     assert from_values[1] == from_covariance[1]
     # float32 ranks (copula values) and float64 ranks (covariance) may swap near-equal strengths
     # at the edge of the kept set; the planted triplet and all but a handful agree.

@@ -17,13 +17,18 @@ neurons by how strongly they depend on the rest of the layer:
   remaining places go to the next strongest. Ω of a triplet is a function of its pairwise
   correlations, so a synergistic or redundant group holds strongly correlated pairs; a strength
   summed over N neurons blurs one strong pair into the noise of the N others (its SD is about
-  √(2N)/T), which is why the partners of the seeds are taken by their own correlation.
+  √(2N)/T), which is why the partners of the seeds are taken by their own correlation;
+- a `WideCopula` with a large probe is screened on as many evenly spaced samples as its T²N
+  products can cost within half the time budget (`screen_samples`; at least `SCREEN_SAMPLES`),
+  so that the screen's cost does not grow with the probe; the block searched is formed from
+  every sample.
 
 `Narrowing` says what was kept: it becomes the result's `searched_neurons` and `reduced` text.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +44,15 @@ SEARCHED_NEURONS = 1024
 """Neurons the ``"auto"`` search keeps of a wider layer: the widest it searches greedily within
 its budget (greedy's pair seed covers a small fraction of the pairs of a wider one)."""
 
+SCREEN_SAMPLES = 500
+"""Samples the screen of a `WideCopula` reads at least (all, if it has fewer), whatever the
+budget: with fewer, the noise of a strength (its SD is about √(2N)/T) swamps a strong pair."""
+
 PARTNERS = 3
 """Most correlated neurons each seed of the screen brings along."""
 
+# Seconds per multiply-add of the screen's products, one thread (the 2-core development machine).
+_SCREEN_COST = 2.5e-11
 # One seed per this many searched places.
 _SEED_SHARE = 4
 # Rows of the correlation matrix per block where it is formed row by row.
@@ -81,30 +92,38 @@ def narrowed(
         return (stats.full() if isinstance(stats, WideCopula) else stats), None
     device = stats.values.z.device if isinstance(stats, WideCopula) else stats.cov.device
     with one_cpu_thread(device):
-        columns, how = screen(stats, SEARCHED_NEURONS)
+        columns, how = screen(stats, SEARCHED_NEURONS, opts.time_budget)
     block = stats.block(columns)
     return block, Narrowing(columns, stats.n_variables, how)
 
 
-def screen(stats: CopulaCovariance | WideCopula, count: int) -> tuple[list[int], str]:
+def screen(
+    stats: CopulaCovariance | WideCopula, count: int, time_budget: float
+) -> tuple[list[int], str]:
     """The `count` neurons a wide layer's search keeps (ascending), and a sentence saying how.
 
     See the module docstring for the rule: the same for a `WideCopula` (from its copula values,
-    never forming N×N) and a covariance state (from its correlations). Deterministic: ties in
-    strength go to the lower index.
+    never forming N×N, on `screen_samples` of its samples for `time_budget`) and a covariance
+    state (from its correlations). Deterministic: ties in strength go to the lower index.
 
     Examples:
         >>> from oinfo_monitor.estimators import copula_values
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(300, 2100, generator=g)
         >>> x[:, 1500] = x[:, 10] + x[:, 800] + 0.3 * x[:, 1500]  # a synergistic triplet
-        >>> kept, how = screen(copula_values(x).state(), 64)
+        >>> kept, how = screen(copula_values(x).state(), 64, time_budget=0.1)
         >>> len(kept), {10, 800, 1500} <= set(kept)
         (64, True)
     """
     n = stats.n_variables
+    read = ""
     if isinstance(stats, WideCopula):
-        z = stats.values.z[:, :n].to(torch.float32, copy=True)  # normalised in place below
+        z = stats.values.z[:, :n]
+        samples = screen_samples(z.shape[0], n, time_budget)
+        if samples < z.shape[0]:
+            read = f" (read on {samples:,} evenly spaced of its {z.shape[0]:,} samples)"
+            z = z[torch.arange(samples, device=z.device) * z.shape[0] // samples]
+        z = z.to(torch.float32, copy=True)  # normalised in place below
         z.sub_(z.mean(0, keepdim=True))
         z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
         strength = strengths(z)
@@ -131,9 +150,25 @@ def screen(stats: CopulaCovariance | WideCopula, count: int) -> tuple[list[int],
     how = (
         f"screened {len(kept):,} of {n:,} neurons: the {len(seeds):,} with the largest summed "
         f"squared copula correlation with all others, the {partners.shape[1]} most correlated "
-        "partners of each, then the next largest by that sum"
+        f"partners of each, then the next largest by that sum{read}"
     )
     return sorted(kept), how
+
+
+def screen_samples(samples: int, neurons: int, time_budget: float) -> int:
+    """How many of a `WideCopula`'s `samples` its screen reads: as many as its T²N products can
+    cost within half of `time_budget` (the rest is the search's), at least `SCREEN_SAMPLES`.
+
+    A fixed rule of the sizes and the budget, never of a timing, so that a run repeats exactly.
+
+    Examples:
+        >>> screen_samples(400, 20_000, 0.1), screen_samples(5000, 20_000, 0.1)
+        (400, 500)
+        >>> screen_samples(5000, 4096, 0.1), screen_samples(5000, 4096, 1.0)
+        (698, 2209)
+    """
+    fit = math.isqrt(int(time_budget / 2 / (_SCREEN_COST * neurons)))
+    return min(samples, max(SCREEN_SAMPLES, fit))
 
 
 def strengths(z: Tensor) -> Tensor:

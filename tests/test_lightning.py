@@ -3,6 +3,7 @@ without `forward`, the initial state."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,61 @@ def test_a_csv_logger_alone_receives_the_curves(tmp_path: Path) -> None:
     ):
         assert all(r[column] for r in measured), column
     assert seen == [0, 2, 4]  # the user's own hook still runs
+
+
+class ThreadRecordingCSVLogger(lightning.loggers.CSVLogger):
+    """A CSVLogger that notes the thread of every `log_metrics` call."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads: set[int] = set()
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.threads.add(threading.get_ident())
+        super().log_metrics(metrics, step)
+
+
+def test_background_evaluations_reach_the_other_loggers_on_the_training_thread(
+    tmp_path: Path,
+) -> None:
+    """The worker publishes, but a logger the training loop uses is only called from the
+    training thread (a CSVLogger saving meanwhile could drop rows or fail on new columns), and
+    every evaluation gets there by the end of the fit, each step once."""
+    import csv
+
+    x, loader = data()
+    callback = OInfoCallback(probe=x[:200], every=1, background=True, **SEARCH)
+    logger = ThreadRecordingCSVLogger(str(tmp_path), name="csv", flush_logs_every_n_steps=1)
+    fit = lightning.Trainer(
+        default_root_dir=str(tmp_path), logger=logger, callbacks=[callback], accelerator="cpu",
+        devices=1, max_steps=8, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False,
+    )  # fmt: skip
+    fit.fit(WithForward(), loader)
+    assert logger.threads == {threading.get_ident()}
+    rows = list(csv.DictReader((Path(logger.log_dir) / "metrics.csv").open(encoding="utf-8")))
+    measured = [int(r["step"]) for r in rows if r.get("oinfo/net.0/synergy")]
+    assert measured == list(range(9)) == history_steps(callback)
+
+
+class BrokenCSVLogger(lightning.loggers.CSVLogger):
+    """A CSVLogger whose `log_metrics` fails on the monitor's curves."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if any(name.startswith("oinfo/") for name in metrics):
+            raise OSError("disk full")
+        super().log_metrics(metrics, step)
+
+
+def test_a_failing_logger_is_a_warning_and_training_goes_on(tmp_path: Path) -> None:
+    x, loader = data()
+    callback = OInfoCallback(probe=x[:200], every=2, **SEARCH)
+    logger = BrokenCSVLogger(str(tmp_path), name="csv")
+    fit = lightning.Trainer(
+        default_root_dir=str(tmp_path), logger=logger, callbacks=[callback], accelerator="cpu",
+        devices=1, max_steps=4, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False,
+    )  # fmt: skip
+    with pytest.warns(Warning, match="sending to BrokenCSVLogger failed: OSError: disk full"):
+        fit.fit(WithForward(), loader)
+    assert fit.global_step == 4 and history_steps(callback) == [0, 2, 4]

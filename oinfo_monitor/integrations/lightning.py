@@ -11,11 +11,15 @@ with an open writer), and its dry run of the probe fails that fit before its fir
 initial state is measured when the schedule includes the fit's first step (0 for a new run). The
 monitor's state travels in Lightning checkpoints, so a resumed run continues its curves without
 writing a step twice. With gradient accumulation the global step repeats across micro-batches;
-each step is measured once.
+each step is measured once. With ``background=True`` an evaluation is published on the monitor's
+worker thread, but the other loggers get its curves on the training thread, after the next step
+(a logger is not safe to call while the training loop uses it: a ``CSVLogger`` saving its rows
+meanwhile could drop them or fail on new columns), and all of them by the end of the fit.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,7 @@ class OInfoCallback(pl.Callback):
         self.monitor: OInfoMonitor | None = None
         self._trainer: pl.Trainer | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._outbox: deque[tuple[int, dict[str, float]]] = deque()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Build a new monitor on the module being fitted, writing where the trainer logs."""
@@ -74,7 +79,7 @@ class OInfoCallback(pl.Callback):
             pl_module,
             self.probe,
             every=self.every,
-            on_evaluation=_to_loggers(trainer, user_hook),
+            on_evaluation=_to_outbox(trainer, self._outbox, user_hook),
             **options,
         )
         self._trainer = trainer
@@ -86,6 +91,7 @@ class OInfoCallback(pl.Callback):
         """Measure the state training starts from, if its step is due (step 0 for a new run)."""
         if self.monitor is not None:
             self.monitor.step(trainer.global_step)
+            self._send(trainer, self.monitor)
 
     def on_train_batch_end(
         self,
@@ -98,11 +104,13 @@ class OInfoCallback(pl.Callback):
         """Evaluate when the new global step is due (after the optimizer stepped)."""
         if self.monitor is not None:
             self.monitor.step(trainer.global_step)
+            self._send(trainer, self.monitor)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Flush and close the monitor's output at the end of fitting."""
         if stage == "fit" and self.monitor is not None:
             self.monitor.close()
+            self._send(trainer, self.monitor)
 
     def state_dict(self) -> dict[str, Any]:
         """The monitor's state, stored in Lightning checkpoints."""
@@ -117,19 +125,35 @@ class OInfoCallback(pl.Callback):
         else:
             self._pending_state = state_dict
 
+    def _send(self, trainer: pl.Trainer, monitor: OInfoMonitor) -> None:
+        """Hand the published evaluations' headline scalars to every logger of the trainer that is
+        not a TensorBoard logger (the monitor writes those itself, with the layout and figures),
+        on the calling (training) thread; a logger's failure is the monitor's warning."""
+        while self._outbox:
+            step, scalars = self._outbox.popleft()
+            for logger in _other_loggers(trainer):
+                monitor.guard(
+                    f"sending to {type(logger).__name__}", logger.log_metrics, scalars, step
+                )
 
-def _to_loggers(
-    trainer: pl.Trainer, user_hook: Callable[[Evaluation], None] | None
+
+def _other_loggers(trainer: pl.Trainer) -> list[Any]:
+    """The trainer's loggers that are not TensorBoard loggers."""
+    return [lg for lg in trainer.loggers if not isinstance(lg, pl.loggers.TensorBoardLogger)]
+
+
+def _to_outbox(
+    trainer: pl.Trainer,
+    outbox: deque[tuple[int, dict[str, float]]],
+    user_hook: Callable[[Evaluation], None] | None,
 ) -> Callable[[Evaluation], None]:
-    """An `on_evaluation` hook that sends the headline scalars to every logger of the trainer that
-    is not a TensorBoard logger (the monitor writes those itself, with the layout and figures),
-    then calls the user's own hook."""
+    """An `on_evaluation` hook, called on whichever thread publishes: the headline scalars go into
+    `outbox` (when the trainer has other loggers) for the training thread to send, then the
+    user's own hook runs."""
 
     def hook(evaluation: Evaluation) -> None:
-        scalars = headline_scalars(evaluation)
-        for logger in trainer.loggers:
-            if not isinstance(logger, pl.loggers.TensorBoardLogger):
-                logger.log_metrics(scalars, step=evaluation.step)
+        if _other_loggers(trainer):
+            outbox.append((evaluation.step, headline_scalars(evaluation)))
         if user_hook is not None:
             user_hook(evaluation)
 

@@ -244,7 +244,7 @@ class OInfoMonitor:
             self.sinks = monitor_sinks(self.history_path, writer, settings)
         self.gate.last, self.gate.resumed = self.share.agree((self.gate.last, self.gate.resumed))
         for sink in self.sinks:
-            self._guard("starting a sink", sink.start, list(self.layers), self.config())
+            self.guard("starting a sink", sink.start, list(self.layers), self.config())
 
     def _open_history(self) -> None:
         """Continue the history file of an earlier run (see `records.earlier_records`)."""
@@ -257,7 +257,7 @@ class OInfoMonitor:
         steps = sorted(by_step)
         for step in steps:
             done = by_step[step]
-            self._guard(
+            self.guard(
                 "replaying phases", self._track, Evaluation(step, done, {}, summary=headline(done))
             )
         self.history, self.evaluations = records, len(steps)
@@ -377,12 +377,12 @@ class OInfoMonitor:
         each failure is warned about, not raised, and the others go on."""
         self.evaluations += 1
         self.history.extend(evaluation.records)
-        self._guard("tracking phases", self._track, evaluation)
+        self.guard("tracking phases", self._track, evaluation)
         if evaluation.records:
             for sink in self.sinks:
-                self._guard(f"writing to {type(sink).__name__}", sink.write, evaluation)
+                self.guard(f"writing to {type(sink).__name__}", sink.write, evaluation)
         if self.settings.on_evaluation is not None:
-            self._guard("the on_evaluation callback", self.settings.on_evaluation, evaluation)
+            self.guard("the on_evaluation callback", self.settings.on_evaluation, evaluation)
 
     def _track(self, evaluation: Evaluation) -> None:
         """Feed each layer's headline to its phase tracker; keep the changes it reports."""
@@ -402,8 +402,9 @@ class OInfoMonitor:
             if change is not None:
                 evaluation.phase_changes[name] = change
 
-    def _guard(self, what: str, function: Callable[..., Any], *args: Any) -> None:
-        """Call a sink; turn its failure into a warning so training and the other sinks go on."""
+    def guard(self, what: str, function: Callable[..., Any], *args: Any) -> None:
+        """Call `function(*args)` (a sink, the `on_evaluation` callback, an integration's logger),
+        turning a failure into a warning, once per kind, so that training and the rest go on."""
         try:
             function(*args)
         except Exception as error:
@@ -499,7 +500,7 @@ class OInfoMonitor:
             self.worker.close()
             self._emit_deferred()
         for sink in self.sinks:
-            self._guard(f"closing {type(sink).__name__}", sink.close)
+            self.guard(f"closing {type(sink).__name__}", sink.close)
         self.sinks = []
 
     def __getstate__(self) -> dict[str, Any]:

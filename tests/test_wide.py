@@ -257,3 +257,16 @@ def test_neuron_strengths_match_the_summed_squared_correlations(repeated: bool) 
     found = strengths(z).double()
     assert torch.allclose(found, expected, rtol=1e-4, atol=1e-3)
     assert found.std() > 1.0  # the neurons differ: a ranking to get right
+
+
+def test_an_explicit_strategy_on_a_wide_layer_warns_at_construction() -> None:
+    model = nn.Sequential(
+        nn.Linear(8, WIDE_NEURONS + 52), nn.ReLU(), nn.Linear(WIDE_NEURONS + 52, 2)
+    )
+    probe = torch.randn(200, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(Warning, match=r"layer '0' has 2,100 neurons: strategy 'greedy' forms"):
+        OInfoMonitor(model, probe, layers=["0"], strategy="greedy", track_phases=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        OInfoMonitor(model, probe, layers=["0"], track_phases=False)  # auto: screened
+    assert not [w for w in caught if "covariance" in str(w.message)]

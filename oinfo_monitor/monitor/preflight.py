@@ -12,10 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from oinfo_monitor.estimators import SAMPLES_PER_VARIABLE, supported_size
+from oinfo_monitor.estimators.state import WIDE_NEURONS
 from oinfo_monitor.estimators.validation import TargetModel
 from oinfo_monitor.monitor.capture import capture_activations
 from oinfo_monitor.monitor.options import OInfoMonitorWarning
 from oinfo_monitor.search import check_search
+from oinfo_monitor.search.wide import SEARCHED_NEURONS
 
 DRY_RUN_SAMPLES = 5
 """Probe samples run through the model at construction, to catch a probe or layer that does not fit."""
@@ -65,7 +67,8 @@ def check_sizes(
     n_samples: int,
     target: Tensor | None,
 ) -> None:
-    """Refuse explicit sizes no evaluation could search; warn once per layer where default sizes stop.
+    """Refuse explicit sizes no evaluation could search; warn once per layer where default sizes
+    stop, and where an explicit strategy will form a wide layer's whole covariance.
 
     A layer's cap is the smallest of its width, what `n_samples` support (`supported_size`) and
     its `size_limits` entry (the rank bound of its pre-activations, if any).
@@ -98,6 +101,16 @@ def check_sizes(
         if parsed is None and cap < 3:
             raise ValueError(
                 f"layer {name!r} cannot be searched: {reasons[cap]}, and multiplets need 3"
+            )
+        if options["strategy"] != "auto" and width > WIDE_NEURONS:
+            warnings.warn(
+                f"oinfo-monitor: layer {name!r} has {width:,} neurons: strategy "
+                f"{options['strategy']!r} forms their {width:,} x {width:,} float64 covariance "
+                f"({width * width * 8 / 1e9:.1f} GB) and searches all of them at every evaluation; "
+                f"strategy='auto' (the default) screens a layer this wide down to "
+                f"{SEARCHED_NEURONS:,} neurons and keeps to its time budget",
+                OInfoMonitorWarning,
+                stacklevel=4,
             )
         if parsed is None and cap < width:
             warnings.warn(

@@ -70,12 +70,19 @@ def _copnorm_rows(x: Tensor, ties: str, seed: int) -> Tensor:
     (see `copnorm_checked`). Float32-valued data build their sort keys in `x`'s own layout, where
     the tie bits are drawn, and transpose the keys once."""
     samples = x.shape[0]
-    single = x.to(torch.float32) if ties != "average" else None
     rows = x.T
-    if single is not None and torch.equal(single.to(torch.float64), x):
+    single = _as_float32(x) if ties != "average" else None
+    if single is not None:
+        # Built in place, each large temporary released as soon as it is used: on a wide layer
+        # with a large probe these [samples, neurons] int64 arrays set the peak memory.
         index = torch.arange(samples, device=x.device)[:, None].expand(x.shape)
-        keys = (_float32_order_bits(single) << 31) | _tie_bits(index.T, ties, seed).T
-        order = _argsort_rows(keys.T.contiguous())
+        keys = _float32_order_bits(single)
+        del single
+        keys <<= 31
+        keys |= _tie_bits(index.T, ties, seed).T
+        keys = keys.T.contiguous()
+        order = _argsort_rows(keys)
+        del keys
     else:
         rows = rows.contiguous()
         order = _argsort_rows(rows)
@@ -96,13 +103,21 @@ def _copnorm_rows(x: Tensor, ties: str, seed: int) -> Tensor:
     return result.scatter_(1, order, quantiles)
 
 
+def _as_float32(x: Tensor) -> Tensor | None:
+    """Float64 `x` as float32 if every entry is a float32 value (as activations are), else None."""
+    single = x.to(torch.float32)
+    return single if torch.equal(single.to(torch.float64), x) else None
+
+
 def _float32_order_bits(x: Tensor) -> Tensor:
     """Int64 images of float32 entries that sort as the values do (negatives' magnitude bits flipped).
 
-    Adding +0.0 turns -0.0 into +0.0 first, so that the two zeros, equal as values, tie.
+    Adding +0.0 turns -0.0 into +0.0 first, so that the two zeros, equal as values, tie. The
+    arithmetic shift makes the flip mask all ones for a negative entry and zero otherwise.
     """
     bits = (x + 0.0).view(torch.int32)
-    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return bits.to(torch.int64)
 
 
 def _tie_bits(index: Tensor, ties: str, seed: int) -> Tensor:

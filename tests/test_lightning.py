@@ -50,9 +50,10 @@ def data() -> tuple[torch.Tensor, torch.utils.data.DataLoader]:
     return x, torch.utils.data.DataLoader(dataset, batch_size=32)
 
 
-def trainer(root: Path, callback: OInfoCallback, **options: Any) -> Any:
+def trainer(root: Path, callback: OInfoCallback, logger: Any = None, **options: Any) -> Any:
+    """A CPU trainer with `logger` (a TensorBoard logger under `root` by default)."""
     return lightning.Trainer(
-        default_root_dir=str(root), logger=lightning.loggers.TensorBoardLogger(str(root)),
+        default_root_dir=str(root), logger=logger or lightning.loggers.TensorBoardLogger(str(root)),
         callbacks=[callback], accelerator="cpu", devices=1, enable_progress_bar=False,
         enable_model_summary=False, enable_checkpointing=False, **options,
     )  # fmt: skip
@@ -114,11 +115,7 @@ def test_a_csv_logger_alone_receives_the_curves(tmp_path: Path) -> None:
         probe=x[:200], every=2, on_evaluation=lambda e: seen.append(e.step), **SEARCH
     )
     logger = lightning.loggers.CSVLogger(str(tmp_path), name="csv")
-    fit = lightning.Trainer(
-        default_root_dir=str(tmp_path), logger=logger, callbacks=[callback], accelerator="cpu",
-        devices=1, max_steps=4, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False,
-    )  # fmt: skip
+    fit = trainer(tmp_path, callback, logger=logger, max_steps=4)
     fit.fit(WithForward(), loader)
     text = (Path(logger.log_dir) / "metrics.csv").read_text(encoding="utf-8")
     rows = list(csv.DictReader(text.splitlines()))
@@ -156,11 +153,7 @@ def test_background_evaluations_reach_the_other_loggers_on_the_training_thread(
     x, loader = data()
     callback = OInfoCallback(probe=x[:200], every=1, background=True, **SEARCH)
     logger = ThreadRecordingCSVLogger(str(tmp_path), name="csv", flush_logs_every_n_steps=1)
-    fit = lightning.Trainer(
-        default_root_dir=str(tmp_path), logger=logger, callbacks=[callback], accelerator="cpu",
-        devices=1, max_steps=8, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False,
-    )  # fmt: skip
+    fit = trainer(tmp_path, callback, logger=logger, max_steps=8)
     fit.fit(WithForward(), loader)
     assert logger.threads == {threading.get_ident()}
     rows = list(csv.DictReader((Path(logger.log_dir) / "metrics.csv").open(encoding="utf-8")))
@@ -181,11 +174,7 @@ def test_a_failing_logger_is_a_warning_and_training_goes_on(tmp_path: Path) -> N
     x, loader = data()
     callback = OInfoCallback(probe=x[:200], every=2, **SEARCH)
     logger = BrokenCSVLogger(str(tmp_path), name="csv")
-    fit = lightning.Trainer(
-        default_root_dir=str(tmp_path), logger=logger, callbacks=[callback], accelerator="cpu",
-        devices=1, max_steps=4, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False,
-    )  # fmt: skip
+    fit = trainer(tmp_path, callback, logger=logger, max_steps=4)
     with pytest.warns(Warning, match="sending to BrokenCSVLogger failed: OSError: disk full"):
         fit.fit(WithForward(), loader)
     assert fit.global_step == 4 and history_steps(callback) == [0, 2, 4]

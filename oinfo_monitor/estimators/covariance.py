@@ -24,10 +24,15 @@ def gram(a: Tensor) -> Tensor:
     width = a.shape[1]
     if width < _BANDED_MIN:
         return a.T @ a
-    product = torch.zeros(width, width, dtype=a.dtype, device=a.device)
+    product = torch.empty(width, width, dtype=a.dtype, device=a.device)
     for i in range(0, width, _BAND):
         product[i : i + _BAND, i:] = a[:, i : i + _BAND].T @ a[:, i:]
-    return product.triu() + product.triu(1).T
+    # Mirrored band by band, in place: no N×N temporary (a wide layer's full covariance is GBs).
+    for i in range(0, width, _BAND):
+        block = product[i : i + _BAND, i : i + _BAND]
+        block.copy_(block.triu() + block.triu(1).T)
+        product[i + _BAND :, i : i + _BAND] = product[i : i + _BAND, i + _BAND :].T
+    return product
 
 
 def covariance(z: Tensor) -> Tensor:
@@ -42,7 +47,7 @@ def covariance(z: Tensor) -> Tensor:
         [[4.0, -1.0], [-1.0, 1.0]]
     """
     z = z.to(torch.float64)
-    return gram(z - z.mean(0, keepdim=True)) / (z.shape[0] - 1)
+    return gram(z - z.mean(0, keepdim=True)).div_(z.shape[0] - 1)
 
 
 def class_means(z: Tensor, labels: Tensor, counts: Tensor) -> Tensor:
@@ -59,4 +64,4 @@ def within_class_covariance(z: Tensor, labels: Tensor) -> tuple[Tensor, int]:
     means = class_means(z, inverse, counts)
     residual = z - means[inverse]
     dof = z.shape[0] - classes.numel()
-    return gram(residual) / dof, int(classes.numel())
+    return gram(residual).div_(dof), int(classes.numel())

@@ -270,3 +270,19 @@ def test_an_explicit_strategy_on_a_wide_layer_warns_at_construction() -> None:
         warnings.simplefilter("always")
         OInfoMonitor(model, probe, layers=["0"], track_phases=False)  # auto: screened
     assert not [w for w in caught if "covariance" in str(w.message)]
+
+
+def test_a_neuron_constant_on_the_samples_the_screen_reads_is_ranked_last() -> None:
+    """With tied values sharing a rank ("average"), a sparse neuron can be constant on the
+    evenly spaced samples a large probe is screened on; it must not rank first (as NaN would)."""
+    samples, neurons = 4 * SCREEN_SAMPLES, 2100
+    x = planted(samples=samples, neurons=neurons, seed=10)
+    read = screen_samples(samples, neurons, 0.1)
+    unread = sorted(set(range(samples)) - set((torch.arange(read) * samples // read).tolist()))
+    sparse = 5
+    x[:, sparse] = 0.0
+    x[unread[:3], sparse] = 1.0  # non-zero only where the screen does not look
+    stats = copula_values(x, ties="average").state()
+    kept, how = screen(stats, SEARCHED_NEURONS, 0.1)
+    assert how.endswith(f"(read on {read:,} evenly spaced of its {samples:,} samples)")
+    assert sparse not in kept and set(triplet(neurons)) <= set(kept)

@@ -125,7 +125,10 @@ def screen(
             z = z[torch.arange(samples, device=z.device) * z.shape[0] // samples]
         z = z.to(torch.float32, copy=True)  # normalised in place below
         z.sub_(z.mean(0, keepdim=True))
-        z.div_(torch.linalg.vector_norm(z, dim=0, keepdim=True))
+        # A neuron constant on the samples read (tied values, "average" ties) stays all zeros:
+        # strength -1, ranked last, where a zero norm would make it NaN and rank it first.
+        norm = torch.linalg.vector_norm(z, dim=0, keepdim=True)
+        z.div_(norm.clamp_min_(torch.finfo(torch.float32).tiny))
         strength = strengths(z)
 
         def squared(rows: Tensor) -> Tensor:

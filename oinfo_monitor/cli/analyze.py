@@ -354,7 +354,7 @@ def analyze_matrix(
 ) -> LayerAnalysis:
     """Search one matrix over its kept columns; members come back in the matrix's column numbers."""
     stats = copula_covariance(
-        values[:, neurons.kept],
+        neurons.columns(values),
         y=target,
         target_kind=args.target_kind,
         bias_correct=not args.no_bias_correct,

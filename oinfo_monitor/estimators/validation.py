@@ -108,6 +108,17 @@ class NeuronFilter:
     dead: list[int]
     duplicates: list[int]
 
+    def columns(self, values: Tensor) -> Tensor:
+        """The kept columns of `values` (the matrix this filter was built from): `values` itself,
+        uncopied, when every column is kept (a wide layer's largest array).
+
+        Examples:
+            >>> x = torch.tensor([[1.0, 5.0, 2.0], [2.0, 5.0, 1.0], [3.0, 5.0, 0.0]])
+            >>> distinct_neurons(x).columns(x).tolist()  # column 1 is dead, 2 reverses 0
+            [[1.0], [2.0], [3.0]]
+        """
+        return values if self.kept.numel() == values.shape[-1] else values[:, self.kept]
+
     @property
     def alive(self) -> Tensor:
         """Indices of every non-constant column, duplicates included (ascending)."""

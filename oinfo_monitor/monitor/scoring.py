@@ -182,11 +182,8 @@ class LayerScorer:
         return values, neurons
 
     def _copula(self, values: Tensor, neurons: NeuronFilter) -> CopulaValues:
-        """The copula values of the kept neurons (and a continuous target); with all of them
-        kept, from `values` itself rather than a copy (a wide layer's largest array)."""
-        kept = neurons.kept
-        data = values if kept.numel() == values.shape[1] else values[:, kept]
-        return copula_values(data, y=self.target, ties=self.ties, seed=self.seed)
+        """The copula values of the kept neurons (and a continuous target)."""
+        return copula_values(neurons.columns(values), y=self.target, ties=self.ties, seed=self.seed)
 
     def _options(self, name: str) -> dict[str, Any]:
         """The layer's search options as the search gets them (unset ones left out, its size

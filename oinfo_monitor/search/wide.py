@@ -29,6 +29,7 @@ neurons by how strongly they depend on the rest of the layer:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,9 @@ budget: with fewer, the noise of a strength (its SD is about √(2N)/T) swamps a
 PARTNERS = 3
 """Most correlated neurons each seed of the screen brings along."""
 
-# Seconds per multiply-add of the screen's products, one thread (the 2-core development machine).
+# Seconds per multiply-add of the screen's T²N products, one thread, on the 2-core development
+# machine: its screen took 0.47, 0.92 and 1.79 s for T²N = 1.6e10, 4.0e10 and 8.0e10 (2,000
+# samples at 4,096, 10,000 and 20,000 neurons; docs/data/wide_probe2000_before.json), 2.2-2.9e-11.
 _SCREEN_COST = 2.5e-11
 # One seed per this many searched places.
 _SEED_SHARE = 4
@@ -116,32 +119,10 @@ def screen(
         (64, True)
     """
     n = stats.n_variables
-    read = ""
     if isinstance(stats, WideCopula):
-        z = stats.values.z[:, :n]
-        samples = screen_samples(z.shape[0], n, time_budget)
-        if samples < z.shape[0]:
-            read = f" (read on {samples:,} evenly spaced of its {z.shape[0]:,} samples)"
-            z = z[torch.arange(samples, device=z.device) * z.shape[0] // samples]
-        z = z.to(torch.float32, copy=True)  # normalised in place below
-        z.sub_(z.mean(0, keepdim=True))
-        # A neuron constant on the samples read (tied values, "average" ties) stays all zeros:
-        # strength -1, ranked last, where a zero norm would make it NaN and rank it first.
-        norm = torch.linalg.vector_norm(z, dim=0, keepdim=True)
-        z.div_(norm.clamp_min_(torch.finfo(torch.float32).tiny))
-        strength = strengths(z)
-
-        def squared(rows: Tensor) -> Tensor:
-            return (z[:, rows].T @ z).square_()
+        strength, squared, read = _from_values(stats, time_budget)
     else:
-        cov = stats.cov[:n, :n]
-        scale = cov.diagonal().rsqrt()
-        correlation = cov * scale[:, None] * scale[None, :]
-        strength = correlation.square().sum(1).sub_(1.0)
-
-        def squared(rows: Tensor) -> Tensor:
-            return correlation[rows].square()
-
+        (strength, squared), read = _from_covariance(stats), ""
     by_strength = torch.sort(strength, descending=True, stable=True).indices
     seeds = by_strength[: max(1, count // _SEED_SHARE)]
     paired = squared(seeds)
@@ -156,6 +137,37 @@ def screen(
         f"partners of each, then the next largest by that sum{read}"
     )
     return sorted(kept), how
+
+
+def _from_values(
+    stats: WideCopula, time_budget: float
+) -> tuple[Tensor, Callable[[Tensor], Tensor], str]:
+    """Every neuron's strength and the squared correlations of given neurons with all, from a
+    `WideCopula`'s copula values in float32 (on `screen_samples` of its samples), and the words
+    that say how many samples were read ("" when all were)."""
+    z = stats.values.z[:, : stats.n_variables]
+    samples = screen_samples(z.shape[0], stats.n_variables, time_budget)
+    read = ""
+    if samples < z.shape[0]:
+        read = f" (read on {samples:,} evenly spaced of its {z.shape[0]:,} samples)"
+        z = z[torch.arange(samples, device=z.device) * z.shape[0] // samples]
+    z = z.to(torch.float32, copy=True)  # normalised in place below
+    z.sub_(z.mean(0, keepdim=True))
+    # A neuron constant on the samples read (tied values, "average" ties) stays all zeros:
+    # strength -1, ranked last, where a zero norm would make it NaN and rank it first.
+    norm = torch.linalg.vector_norm(z, dim=0, keepdim=True)
+    z.div_(norm.clamp_min_(torch.finfo(torch.float32).tiny))
+    return strengths(z), lambda rows: (z[:, rows].T @ z).square_(), read
+
+
+def _from_covariance(stats: CopulaCovariance) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """Every neuron's strength and the squared correlations of given neurons with all, from a
+    covariance state's correlations (float64, O(N²))."""
+    n = stats.n_variables
+    cov = stats.cov[:n, :n]
+    scale = cov.diagonal().rsqrt()
+    correlation = cov * scale[:, None] * scale[None, :]
+    return correlation.square().sum(1).sub_(1.0), lambda rows: correlation[rows].square()
 
 
 def screen_samples(samples: int, neurons: int, time_budget: float) -> int:
